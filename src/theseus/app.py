@@ -1,0 +1,226 @@
+"""create_app(config): the FastHTML app with the shell, the operation routes and live sync.
+
+Route handlers parse input, call one operation through the registry, and
+return FT. Every operation route answers with the same out-of-band fragments
+that the broadcast sends to the other tabs, so all tabs render one way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+
+from fasthtml.common import A, H2, Body, FastHTML, Head, Html, Li, Main, P, Small, Title, Ul, to_xml
+from loguru import logger
+from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, \
+    RedirectResponse, Response, StreamingResponse
+from starlette.staticfiles import StaticFiles
+
+from .actions import Operation, OperationError
+from .config import Config
+from .db import Database
+from .events import append_event
+from .frontend import STATIC_DIR, missing_vendor_files, vendor_path
+from .logs import RequestLogMiddleware
+from .runtime import Runtime
+from .security import SecurityMiddleware
+from .ui import TAB_HEADER, Headers, NavBar, Shell, Toast, app_url, op_url
+
+SSE_HEARTBEAT = 15.0  # seconds between keep-alive comments on the live-sync stream
+
+
+def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
+    """Build the web app for this config (the runtime is created unless one is given)."""
+    runtime = runtime or Runtime(config)
+    missing = missing_vendor_files()
+    if missing:
+        logger.warning(f"front-end libraries missing ({', '.join(missing)}): run ./run setup")
+
+    async def lifespan(app):  # FastHTML takes an async generator function
+        yield
+        runtime.close()
+
+    app = FastHTML(hdrs=Headers(), default_hdrs=False, sess_cls=None, secret_key="unused",
+                   canonical=False, title="Theseus", lifespan=lifespan,
+                   exception_handlers={404: not_found, 405: bad_method, 500: server_error,
+                                       HTTPException: http_error, OperationError: operation_error})
+    app.state.runtime = runtime
+    app.add_middleware(SecurityMiddleware, host=config.host, port=config.port)
+    app.add_middleware(RequestLogMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    add_shell_routes(app, runtime)
+    for op in runtime.registry.operations.values():
+        add_operation_route(app, runtime, op)
+    for plugin in runtime.plugins.values():
+        plugin.routes(app)
+    return app
+
+
+def add_operation_route(app: FastHTML, runtime: Runtime, op: Operation) -> None:
+    """POST /ops/NAME runs the operation with the form (or JSON) fields as arguments."""
+    async def run_operation(request):
+        args = await read_args(request, op)
+        outcome = await asyncio.to_thread(runtime.registry.execute, op.name, args, "user",
+                                          request.headers.get(TAB_HEADER))
+        headers = {"HX-Trigger": ", ".join(outcome.signals)} if outcome.signals else {}
+        return HTMLResponse(outcome.html, headers=headers)
+
+    app.router.add_route(op_url(op.name), run_operation, methods=["POST"], name=op.name)
+
+
+async def read_args(request, op: Operation) -> dict:
+    """The operation's arguments from a JSON or form body; only the names it declares."""
+    try:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            return json.loads(await request.body() or b"{}")
+        form = await request.form()
+    except Exception as error:
+        raise OperationError(f"Could not read the request body ({type(error).__name__}).") from None
+    args = {}
+    for param in op.params:
+        values = form.getlist(param.name)
+        if values:
+            args[param.name] = values if param.kind == "int_list" else values[0]
+    return args
+
+
+def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
+    db: Database = runtime.db
+
+    @app.get("/")
+    def home():
+        last = db.store.get("last_app")
+        name = last if last in runtime.plugins else next(iter(runtime.plugins), None)
+        return RedirectResponse(app_url(name) if name else "/apps/none", status_code=303)
+
+    @app.get("/apps/{name}")
+    def open_app(request, name: str):
+        plugin = runtime.plugins.get(name)
+        if plugin is None:
+            raise HTTPException(404, f"There is no app called {name!r}.")
+        if "hx-request" in request.headers:
+            return plugin.render(request)
+        note_app_opened(runtime, name)
+        tab = new_tab_id()
+        nav = NavBar(runtime.plugins["profiles"].menu(), list(runtime.plugins.values()),
+                     runtime.broken, name)
+        return Shell(title=plugin.display_name, tab=tab, nav=nav, main=plugin.render(request),
+                     main_url=app_url(name))
+
+    @app.get("/sync")
+    async def sync(request):
+        return live_sync_stream(runtime, request.query_params.get("tab"))
+
+    @app.get("/search")
+    def search(q: str = ""):
+        words = q.lower().split()
+        found = [p for p in runtime.plugins.values()
+                 if all(w in f"{p.name} {p.display_name} {p.description}".lower() for w in words)]
+        if not words:
+            return ""
+        if not found:
+            return Small("No app matches.")
+        return Ul(*[Li(A(p.display_name, href=app_url(p.name)), Small(p.description)) for p in found])
+
+    @app.post("/poke")
+    def poke():
+        return Toast("Chip is not connected yet.", kind="info")
+
+    @app.get("/log")
+    def server_log():
+        path = runtime.config.log_path
+        return PlainTextResponse(path.read_text(errors="replace") if path.exists() else "")
+
+    @app.get("/vendor/{name}")
+    def vendor(name: str):
+        path = vendor_path(name)
+        if path is None or not path.is_file():
+            raise HTTPException(404, f"{name} is not installed; run ./run setup.")
+        return FileResponse(path, headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/health")
+    def health():
+        return JSONResponse({"status": "ok", "plugins": list(runtime.plugins),
+                             "broken": [b.name for b in runtime.broken],
+                             "tabs": runtime.broadcaster.count})
+
+
+def note_app_opened(runtime: Runtime, name: str) -> None:
+    """Log opening an app in the action log (once per change of app), so Chip knows."""
+    if runtime.db.store.get("last_app") == name:
+        return
+    with runtime.db.transaction():
+        runtime.db.store["last_app"] = name
+        append_event(runtime.db, actor="user", operation="app.open", args={"app": name},
+                     summary=f"Opened {runtime.plugins[name].display_name}",
+                     profile_id=runtime.profile_id)
+
+
+def new_tab_id() -> str:
+    """A fresh id for one browser tab (its live-sync stream skips the tab's own changes)."""
+    return secrets.token_hex(8)
+
+
+def live_sync_stream(runtime: Runtime, tab: str | None) -> StreamingResponse:
+    """The Server-Sent Events stream one tab listens on for out-of-band swaps."""
+    subscription = runtime.broadcaster.subscribe(tab)
+
+    async def events():
+        try:
+            yield "retry: 1000\n: connected\n\n"
+            while True:
+                try:
+                    message = await subscription.get(timeout=SSE_HEARTBEAT)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if message is None:
+                    return
+                yield message.encode()
+        finally:
+            subscription.close()
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# ---- errors: a clear message, never a stack trace ----
+
+def is_htmx(request) -> bool:
+    return "hx-request" in request.headers
+
+
+def error_response(request, status: int, message: str) -> Response:
+    if is_htmx(request):
+        return HTMLResponse(to_xml(Toast(message)), status_code=status)
+    title = "Something went wrong" if status >= 500 else "Not possible"
+    page = Html(Head(Title(f"{title} · Theseus"), *Headers()),
+                Body(Main(H2(title), P(message), P(A("Back to Theseus", href="/")), cls="container error-page")))
+    return HTMLResponse(to_xml(page), status_code=status)
+
+
+async def operation_error(request, error: OperationError):
+    return error_response(request, error.status, error.message)
+
+
+async def http_error(request, error: HTTPException):
+    return error_response(request, error.status_code, str(error.detail))
+
+
+async def not_found(request, error):
+    detail = getattr(error, "detail", None)
+    message = detail if detail and detail != "Not Found" else f"There is nothing at {request.url.path}."
+    return error_response(request, 404, message)
+
+
+async def bad_method(request, error):
+    return error_response(request, 405, f"{request.method} is not allowed on {request.url.path}.")
+
+
+async def server_error(request, error):
+    logger.opt(exception=error).error(f"unhandled error on {request.method} {request.url.path}")
+    return error_response(request, 500, "An unexpected error happened; nothing was changed. "
+                          "Details are in server.log.")
+

@@ -1,0 +1,1 @@
+"""Built-in apps. Each module here is a plugin, discovered exactly like a user's."""

@@ -1,0 +1,182 @@
+"""BaseApp: a CRUD list plugin (a table of items with add, inline edit, delete and sort).
+
+A subclass names its table and item, declares its `insert` and `update`
+operations with typed signatures, and renders one item. BaseApp supplies the
+`list`, `delete` and `sort` operations, the item and list ids, the add/edit
+forms, drag-and-drop sorting, and the fragments that keep every tab in sync.
+"""
+
+from __future__ import annotations
+
+from fasthtml.common import H2, Button, Form, Input, Li, Section, Span, Ul
+
+from ..actions import NotFound, OpContext, OperationError, Outcome, Result, operation
+from ..plugins import Plugin
+from ..ui import op_url
+
+
+MANY_CHANGES = 50  # past this many changed rows, re-render the list instead of each row
+
+
+class BaseApp(Plugin):
+    """A list of rows in one table, ordered by `priority`."""
+
+    table: str = ""
+    item: str = ""            # what one row is called: "task", "profile"
+    per_profile: bool = False  # rows belong to the current profile (a profile_id column)
+    name_limit: int = 500
+
+    # ---- ids: one helper each, so routes, swaps and tests agree ----
+    def item_id(self, row_id: int) -> str:
+        return f"{self.item}-{row_id}"
+
+    def list_id(self, profile_id: int | None = None) -> str:
+        if self.per_profile:
+            return f"{self.name}-list-{profile_id or self.runtime.profile_id}"
+        return f"{self.name}-list"
+
+    # ---- data ----
+    def rows(self, profile_id: int | None = None) -> list[dict]:
+        """All rows in display order (of the current profile, for per-profile apps)."""
+        if self.per_profile:
+            return self.db.query(f"SELECT * FROM {self.table} WHERE profile_id = ? "
+                                 "ORDER BY priority, id", (profile_id or self.runtime.profile_id,))
+        return self.db.query(f"SELECT * FROM {self.table} ORDER BY priority, id")
+
+    def find(self, ctx, row_id: int) -> dict:
+        """The row with this id, or NotFound (also for a row of another profile)."""
+        row = ctx.get(self.table, row_id)
+        if row is None or (self.per_profile and row["profile_id"] != ctx.profile_id):
+            where = " in the current profile" if self.per_profile else ""
+            raise NotFound(f"There is no {self.item} #{row_id}{where}.")
+        return row
+
+    def next_priority(self, ctx) -> int:
+        where, params = ("WHERE profile_id = ?", (ctx.profile_id,)) if self.per_profile else ("", ())
+        return ctx.db.value(f"SELECT COALESCE(MAX(priority), -1) + 1 FROM {self.table} {where}", params)
+
+    def prepare_insert(self, ctx, args: dict) -> dict:
+        """The row to insert for these (validated) arguments."""
+        row = {k: v for k, v in args.items() if v is not None}
+        row["priority"] = self.next_priority(ctx)
+        if self.per_profile:
+            row["profile_id"] = ctx.profile_id
+        return row
+
+    def prepare_update(self, ctx, item: dict, args: dict) -> dict:
+        """The fields to change on `item` for these arguments (None means leave as is)."""
+        return {k: v for k, v in args.items() if v is not None}
+
+    def insert_item(self, ctx, **args) -> dict:
+        return ctx.insert(self.table, self.prepare_insert(ctx, args))
+
+    def update_item(self, ctx, row_id: int, **args) -> tuple[dict, dict]:
+        """Apply an update; return (before, after)."""
+        before = self.find(ctx, row_id)
+        fields = self.prepare_update(ctx, before, args)
+        if not fields:
+            raise OperationError(f"Nothing to change on {self.item} #{row_id}.")
+        return before, ctx.update(self.table, row_id, **fields)
+
+    def label(self, row: dict) -> str:
+        return f"{self.item} '{row['name']}' (#{row['id']})"
+
+    # ---- operations every list app has ----
+    @operation(target="", name="list")
+    def list_items(self, ctx) -> Result:
+        """List all {items} with their ids."""
+        rows = self.rows(ctx.profile_id)
+        return Result(f"{len(rows)} {self.item}{'' if len(rows) == 1 else 's'}", rows)
+
+    @operation(target="", destructive=True)
+    def delete(self, ctx, id: int) -> Result:
+        """Delete one {item} by its id."""
+        row = self.find(ctx, id)
+        ctx.delete(self.table, id)
+        return Result(f"Deleted {self.label(row)}", row)
+
+    @operation(target="")
+    def sort(self, ctx, ids: list[int]) -> Result:
+        """Reorder {items}: ids in their new order (unlisted ones keep their order after them)."""
+        if len(set(ids)) != len(ids):
+            raise OperationError(f"The new order lists a {self.item} twice.")
+        rows = self.rows(ctx.profile_id)
+        current = [r["id"] for r in rows]
+        known = set(current)
+        stray = [i for i in ids if i not in known]
+        if stray:
+            raise NotFound(f"There is no {self.item} #{stray[0]} in this list.")
+        listed = set(ids)
+        order = ids + [i for i in current if i not in listed]
+        priorities = {r["id"]: r["priority"] for r in rows}
+        for position, row_id in enumerate(order):
+            if priorities[row_id] != position:
+                ctx.update(self.table, row_id, priority=position)
+        return Result(f"Reordered {len(ids)} {self.item}s", order)
+
+    # ---- rendering ----
+    def render_item(self, row: dict, **attrs):
+        """One row as a list item (FT). Subclasses override."""
+        return Li(Span(row["name"]), id=self.item_id(row["id"]), **attrs)
+
+    def render_edit(self, row: dict):
+        """The inline edit form for one row."""
+        return Li(Form(Input(type="hidden", name="id", value=row["id"]),
+                       Input(name="name", value=row["name"], aria_label=f"Rename {self.item}",
+                             autofocus=True, required=True, maxlength=self.name_limit,
+                             hx_get=self.view_url(row["id"]), hx_trigger="keyup[key=='Escape']",
+                             hx_target=f"#{self.item_id(row['id'])}", hx_swap="outerHTML"),
+                       Button("Save", type="submit"),
+                       Button("Cancel", type="button", cls="secondary",
+                              hx_get=self.view_url(row["id"]), hx_target=f"#{self.item_id(row['id'])}",
+                              hx_swap="outerHTML"),
+                       hx_post=op_url(f"{self.name}.update"), hx_swap="none", cls="edit-form"),
+                  id=self.item_id(row["id"]), cls="editing")
+
+    def render_add_form(self):
+        return Form(Input(name="name", placeholder=f"New {self.item}…", aria_label=f"New {self.item}",
+                          required=True, maxlength=self.name_limit, autocomplete="off"),
+                    Button("Add", type="submit"),
+                    hx_post=op_url(f"{self.name}.insert"), hx_swap="none", cls="add-form",
+                    id=f"{self.name}-add")
+
+    def render_list(self, rows: list[dict], profile_id: int | None = None, **attrs):
+        list_id = self.list_id(profile_id)
+        return Ul(*[self.render_item(r) for r in rows], id=list_id, cls="items sortable",
+                  hx_post=op_url(f"{self.name}.sort"), hx_trigger="end", hx_swap="none",
+                  hx_include=f"#{list_id} input[name='ids']", **attrs)
+
+    def render(self, request):
+        return Section(H2(self.display_name), self.render_add_form(), self.render_list(self.rows()),
+                       id=f"{self.name}-app", cls="crud-app")
+
+    def view_url(self, row_id: int) -> str:
+        return f"/apps/{self.name}/{row_id}"
+
+    def fragments(self, outcome: Outcome) -> list:
+        """Out-of-band swaps for the rows an operation changed (the whole list after a reorder)."""
+        changes = [c for c in outcome.changes if c.table == self.table]
+        moved = any(c.before and c.after and c.before["priority"] != c.after["priority"] for c in changes)
+        if moved or len(changes) > MANY_CHANGES:
+            return [self.render_list(self.rows(), hx_swap_oob="true")]
+        return [self.change_fragment(c) for c in changes]
+
+    def change_fragment(self, change):
+        if change.after is None:
+            return Li(id=self.item_id(change.before["id"]), hx_swap_oob="delete")
+        if change.before is None:
+            list_id = self.list_id(change.after.get("profile_id"))
+            return Ul(self.render_item(change.after), hx_swap_oob=f"beforeend:#{list_id}")
+        return self.render_item(change.after, hx_swap_oob="true")
+
+    def routes(self, app) -> None:
+        @app.get(f"/apps/{self.name}/{{row_id}}")
+        def view_item(row_id: int):
+            return self.render_item(self.row_or_404(row_id))
+
+        @app.get(f"/apps/{self.name}/{{row_id}}/edit")
+        def edit_item(row_id: int):
+            return self.render_edit(self.row_or_404(row_id))
+
+    def row_or_404(self, row_id: int) -> dict:
+        return self.find(OpContext(self.db, "user"), row_id)

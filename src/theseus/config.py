@@ -1,0 +1,79 @@
+"""One Config for the whole process, read from environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5001
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where Theseus keeps its data and how it serves and thinks."""
+
+    data_dir: Path = Path("data")
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    llm: str = "embedded"  # backend spec, see theseus.llm.spec
+    models_dir: Path | None = None  # default: data_dir / "models"
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "theseus.db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def user_apps_dir(self) -> Path:
+        return self.data_dir / "apps"
+
+    @property
+    def user_workflows_dir(self) -> Path:
+        return self.data_dir / "workflows"
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> "Config":
+        """Build a Config from THESEUS_* variables; explicit overrides win."""
+        env = os.environ if env is None else env
+        values: dict = {}
+        if env.get("THESEUS_DATA"):
+            values["data_dir"] = Path(env["THESEUS_DATA"])
+        if env.get("THESEUS_HOST"):
+            values["host"] = env["THESEUS_HOST"]
+        if env.get("THESEUS_PORT"):
+            values["port"] = _port(env["THESEUS_PORT"])
+        if env.get("THESEUS_LLM"):
+            values["llm"] = env["THESEUS_LLM"]
+        if env.get("THESEUS_MODELS"):
+            values["models_dir"] = Path(env["THESEUS_MODELS"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        return cls(**values)
+
+    def with_(self, **changes) -> "Config":
+        return replace(self, **changes)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError(f"THESEUS_PORT must be a number, not {text!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"THESEUS_PORT must be between 1 and 65535, not {port}")
+    return port

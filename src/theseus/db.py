@@ -1,0 +1,155 @@
+"""The one SQLite file: connection, ordered migrations, transactions and the key/value store.
+
+One `Database` object owns the connection. Every write goes through
+`transaction()`, which serialises callers from any thread with one lock, so a
+read on this connection never sees another caller's half-done transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastlite import database
+
+# Ordered migrations: (version, name, SQL). Never edit an applied one; append.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "initial schema", """
+        CREATE TABLE store (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE profiles (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE tasks (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            done INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1)),
+            priority INTEGER NOT NULL DEFAULT 0,
+            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            actor TEXT NOT NULL CHECK (actor IN ('user', 'llm', 'system')),
+            operation TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '{}',
+            summary TEXT NOT NULL DEFAULT '',
+            changes TEXT NOT NULL DEFAULT '[]',
+            profile_id INTEGER
+        );
+    """),
+    (2, "indexes for per-profile lists and the recent action log", """
+        CREATE INDEX tasks_by_profile ON tasks (profile_id, priority, id);
+        CREATE INDEX events_by_time ON events (time);
+    """),
+]
+
+
+def utc_now() -> str:
+    """The current time as an ISO-8601 UTC string, the format stored in every table."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Database:
+    """Owns the SQLite file: schema, migrations, transactions, tables and `store`."""
+
+    def __init__(self, path: Path | str, *, migrate_to: int | None = None):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = database(str(self.path))
+        self.conn = self.db.conn
+        self.lock = threading.RLock()
+        self.conn.setbusytimeout(5000)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+            self.conn.execute(f"PRAGMA {pragma}")
+        migrate(self, migrate_to)
+        self.store = Store(self)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block in one transaction (nested blocks become savepoints)."""
+        with self.lock, self.conn:
+            yield
+
+    def query(self, sql: str, params: tuple | list | dict = ()) -> list[dict]:
+        """Rows of a read-only query as dicts."""
+        with self.lock:
+            cursor = self.conn.execute(sql, params)
+            try:
+                names = [d[0] for d in cursor.getdescription()]
+            except Exception:  # apsw raises when the statement returns no columns
+                return []
+            return [dict(zip(names, row)) for row in cursor]
+
+    def value(self, sql: str, params: tuple | list | dict = ()):
+        """The first column of the first row, or None."""
+        with self.lock:
+            row = self.conn.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    def table(self, name: str):
+        """fastlite's MiniDataAPI table (insert, update, delete, [id], (where=...))."""
+        return self.db.t[name]
+
+    @property
+    def schema_version(self) -> int:
+        return self.value("SELECT COALESCE(MAX(version), 0) FROM migrations") or 0
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+def migrate(database: Database, up_to: int | None = None) -> list[int]:
+    """Apply every migration newer than the file's schema, each in its own transaction."""
+    conn = database.conn
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations "
+                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done or (up_to is not None and version > up_to):
+            continue
+        with database.lock, conn:
+            conn.execute(sql)
+            conn.execute("INSERT INTO migrations VALUES (?, ?, ?)", (version, name, utc_now()))
+        applied.append(version)
+    return applied
+
+
+class Store(MutableMapping):
+    """A tiny dict-like key/value store for server-side state (DictLikeDB); values are JSON."""
+
+    def __init__(self, database: Database):
+        self.database = database
+
+    def __getitem__(self, key: str):
+        raw = self.database.value("SELECT value FROM store WHERE key = ?", (key,))
+        if raw is None:
+            raise KeyError(key)
+        return json.loads(raw)
+
+    def __setitem__(self, key: str, value) -> None:
+        with self.database.transaction():
+            self.database.conn.execute(
+                "INSERT INTO store (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)))
+
+    def __delitem__(self, key: str) -> None:
+        with self.database.transaction():
+            if self.database.conn.execute("DELETE FROM store WHERE key = ? RETURNING key",
+                                          (key,)).fetchone() is None:
+                raise KeyError(key)
+
+    def __iter__(self):
+        return iter([row["key"] for row in self.database.query("SELECT key FROM store ORDER BY key")])
+
+    def __len__(self) -> int:
+        return self.database.value("SELECT COUNT(*) FROM store")

@@ -1,0 +1,120 @@
+"""The action log (the `events` table) and the live broadcast to every open tab.
+
+Every executed operation appends one event with its before/after snapshot and
+publishes the re-rendered HTML fragments to all connected tabs. Tabs listen on
+one Server-Sent Events stream each; htmx applies the fragments as
+out-of-band swaps. Publishing is thread-safe: operations run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+from dataclasses import dataclass
+
+from .db import Database, utc_now
+
+ACTORS = ("user", "llm", "system")
+
+
+def append_event(db: Database, *, actor: str, operation: str, args: dict | None = None,
+                 summary: str = "", changes: list | None = None,
+                 profile_id: int | None = None) -> int:
+    """Append one event to the action log and return its id (call inside a transaction)."""
+    if actor not in ACTORS:
+        raise ValueError(f"actor must be one of {ACTORS}, not {actor!r}")
+    cursor = db.conn.execute(
+        "INSERT INTO events (time, actor, operation, args, summary, changes, profile_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (utc_now(), actor, operation, json.dumps(args or {}, ensure_ascii=False), summary,
+         json.dumps(changes or [], ensure_ascii=False), profile_id))
+    return cursor.fetchone()[0]
+
+
+def recent_events(db: Database, limit: int = 20) -> list[dict]:
+    """The newest events, oldest first, with args and changes decoded."""
+    rows = db.query("SELECT * FROM events ORDER BY id DESC LIMIT ?", (limit,))
+    for row in rows:
+        row["args"] = json.loads(row["args"])
+        row["changes"] = json.loads(row["changes"])
+    return rows[::-1]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One Server-Sent Event: its name and its (HTML) data."""
+
+    event: str
+    data: str = ""
+
+    def encode(self) -> str:
+        lines = self.data.splitlines() or [""]
+        return f"event: {self.event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+
+
+class Subscription:
+    """One tab's queue of messages; iterate it asynchronously, close it when the tab leaves."""
+
+    def __init__(self, broadcaster: "Broadcaster", key: int, tab: str | None):
+        self.broadcaster, self.key, self.tab = broadcaster, key, tab
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Message | None] = asyncio.Queue()
+
+    def put(self, message: Message | None) -> None:
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, message)
+
+    async def get(self, timeout: float | None = None) -> Message | None:
+        """The next message; None when the broadcaster closed; TimeoutError after `timeout`."""
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    def close(self) -> None:
+        self.broadcaster.unsubscribe(self)
+
+
+class Broadcaster:
+    """Fans messages out to every subscribed tab, from any thread."""
+
+    def __init__(self):
+        self._subscriptions: dict[int, Subscription] = {}
+        self._keys = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def subscribe(self, tab: str | None = None) -> Subscription:
+        """Subscribe from the event loop; `tab` identifies the browser tab."""
+        with self._lock:
+            subscription = Subscription(self, next(self._keys), tab)
+            self._subscriptions[subscription.key] = subscription
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.pop(subscription.key, None)
+
+    def publish(self, message: Message, *, exclude_tab: str | None = None) -> int:
+        """Send to every tab except `exclude_tab` (which already has the change); return how many."""
+        with self._lock:
+            targets = [s for s in self._subscriptions.values()
+                       if exclude_tab is None or s.tab != exclude_tab]
+        for subscription in targets:
+            try:
+                subscription.put(message)
+            except RuntimeError:  # its event loop is gone
+                self.unsubscribe(subscription)
+        return len(targets)
+
+    @property
+    def count(self) -> int:
+        return len(self._subscriptions)
+
+    def close(self) -> None:
+        """End every stream (server shutdown)."""
+        with self._lock:
+            targets = list(self._subscriptions.values())
+            self._subscriptions.clear()
+        for subscription in targets:
+            try:
+                subscription.put(None)
+            except RuntimeError:
+                pass

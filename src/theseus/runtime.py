@@ -1,0 +1,70 @@
+"""The per-process runtime: config, database, broadcaster, registry and loaded plugins.
+
+It hangs off the web app (`app.state.runtime`); nothing lasting lives in module globals.
+"""
+
+from __future__ import annotations
+
+from loguru import logger
+
+from .actions import Registry
+from .config import Config
+from .db import Database
+from .events import Broadcaster, append_event
+from .plugins import BrokenPlugin, Plugin, builtin_modules, describe, discover, user_modules
+
+
+class Runtime:
+    """Everything one running Theseus shares between requests, the LLM and the CLI."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(config.db_path)
+        self.broadcaster = Broadcaster()
+        self.registry = Registry(self.db, self.broadcaster)
+        self.plugins: dict[str, Plugin] = {}
+        self.broken: list[BrokenPlugin] = []
+        self.load_plugins()
+        self.ensure_profile()
+
+    def load_plugins(self) -> None:
+        """Discover built-in and user plugins; register their operations; keep the broken apart."""
+        sources = builtin_modules() + user_modules(self.config.user_apps_dir)
+        classes, self.broken = discover(sources)
+        for cls in sorted(classes, key=lambda c: (c.order, c.name)):
+            try:
+                self.add_plugin(cls(self))
+            except Exception as error:
+                logger.opt(exception=error).error(f"plugin {cls.name} failed to start")
+                self.broken.append(BrokenPlugin(cls.name, cls.__module__, describe(error)))
+        logger.info(f"plugins: {', '.join(self.plugins)}"
+                    + (f"; broken: {', '.join(b.name for b in self.broken)}" if self.broken else ""))
+
+    def add_plugin(self, plugin: Plugin) -> None:
+        if plugin.name in self.plugins:
+            raise ValueError(f"an app called {plugin.name!r} is already loaded "
+                             f"({type(self.plugins[plugin.name]).__module__})")
+        self.registry.register(plugin)
+        self.plugins[plugin.name] = plugin
+
+    def ensure_profile(self) -> None:
+        """Make sure a profile exists and the store points at one."""
+        with self.db.transaction():
+            profile_ids = [r["id"] for r in self.db.query("SELECT id FROM profiles ORDER BY priority, id")]
+            if not profile_ids:
+                home = self.db.table("profiles").insert({"name": "Home", "priority": 0})
+                append_event(self.db, actor="system", operation="profiles.insert", args={"name": "Home"},
+                             summary="Created the default profile 'Home'",
+                             changes=[{"table": "profiles", "before": None, "after": home}])
+                profile_ids = [home["id"]]
+            if self.db.store.get("profile_id") not in profile_ids:
+                self.db.store["profile_id"] = profile_ids[0]
+
+    @property
+    def profile_id(self) -> int:
+        return self.db.store["profile_id"]
+
+    def close(self) -> None:
+        self.broadcaster.close()
+        self.db.close()

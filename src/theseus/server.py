@@ -1,0 +1,34 @@
+"""Run the app under uvicorn, with logging set up and live-sync streams closed on exit."""
+
+from __future__ import annotations
+
+import uvicorn
+from loguru import logger
+
+from .app import create_app
+from .config import Config
+from .logs import setup_logging
+
+
+class Server(uvicorn.Server):
+    """uvicorn, but ending the live-sync streams first so shutdown does not wait on them."""
+
+    def __init__(self, config: uvicorn.Config, app):
+        super().__init__(config)
+        self.theseus_app = app
+
+    def handle_exit(self, sig, frame) -> None:
+        self.theseus_app.state.runtime.broadcaster.close()
+        super().handle_exit(sig, frame)
+
+
+def serve(config: Config) -> int:
+    """Serve until interrupted; return the exit code."""
+    setup_logging(config.log_path)
+    logger.info(f"Theseus starting: {config.origin} (data in {config.data_dir.resolve()})")
+    app = create_app(config)
+    server = Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
+                                   access_log=False, timeout_graceful_shutdown=3), app)
+    server.run()
+    logger.info("Theseus stopped")
+    return 0
