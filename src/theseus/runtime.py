@@ -37,7 +37,8 @@ class Runtime:
                 self.add_plugin(cls(self))
             except Exception as error:
                 logger.opt(exception=error).error(f"plugin {cls.name} failed to start")
-                self.broken.append(BrokenPlugin(cls.name, cls.__module__, describe(error)))
+                module = cls.__module__
+                self.broken.append(BrokenPlugin(module.rsplit(".", 1)[-1], module, describe(error)))
         logger.info(f"plugins: {', '.join(self.plugins)}"
                     + (f"; broken: {', '.join(b.name for b in self.broken)}" if self.broken else ""))
 

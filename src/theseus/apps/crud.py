@@ -16,6 +16,7 @@ from ..ui import op_url
 
 
 MANY_CHANGES = 50  # past this many changed rows, re-render the list instead of each row
+PAGE_SIZE = 100  # rows rendered per page of a list
 
 
 class BaseApp(Plugin):
@@ -36,12 +37,23 @@ class BaseApp(Plugin):
         return f"{self.name}-list"
 
     # ---- data ----
-    def rows(self, profile_id: int | None = None) -> list[dict]:
-        """All rows in display order (of the current profile, for per-profile apps)."""
+    def rows(self, profile_id: int | None = None, after: tuple[int, int] | None = None,
+             limit: int = -1) -> list[dict]:
+        """Rows in display order (of the current profile, for per-profile apps).
+
+        `after` is the (priority, id) of the last row already shown: keyset paging, so rows
+        added or removed meanwhile never shift a page.
+        """
+        where, params = [], []
         if self.per_profile:
-            return self.db.query(f"SELECT * FROM {self.table} WHERE profile_id = ? "
-                                 "ORDER BY priority, id", (profile_id or self.runtime.profile_id,))
-        return self.db.query(f"SELECT * FROM {self.table} ORDER BY priority, id")
+            where.append("profile_id = ?")
+            params.append(profile_id or self.runtime.profile_id)
+        if after is not None:
+            where.append("(priority, id) > (?, ?)")
+            params.extend(after)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return self.db.query(f"SELECT * FROM {self.table} {clause} ORDER BY priority, id LIMIT ?",
+                             (*params, limit))
 
     def find(self, ctx, row_id: int) -> dict:
         """The row with this id, or NotFound (also for a row of another profile)."""
@@ -140,14 +152,25 @@ class BaseApp(Plugin):
                     hx_post=op_url(f"{self.name}.insert"), hx_swap="none", cls="add-form",
                     id=f"{self.name}-add")
 
-    def render_list(self, rows: list[dict], profile_id: int | None = None, **attrs):
+    def render_list(self, profile_id: int | None = None, **attrs):
+        """The list with its first page of rows; the rest loads as the user scrolls."""
         list_id = self.list_id(profile_id)
-        return Ul(*[self.render_item(r) for r in rows], id=list_id, cls="items sortable",
+        return Ul(*self.render_page(profile_id), id=list_id, cls="items sortable",
                   hx_post=op_url(f"{self.name}.sort"), hx_trigger="end", hx_swap="none",
                   hx_include=f"#{list_id} input[name='ids']", **attrs)
 
+    def render_page(self, profile_id: int | None = None, after: tuple[int, int] | None = None) -> list:
+        """One page of items, followed by a 'more' item that loads the next page when revealed."""
+        rows = self.rows(profile_id, after, PAGE_SIZE + 1)
+        items = [self.render_item(r) for r in rows[:PAGE_SIZE]]
+        if len(rows) > PAGE_SIZE:
+            last = rows[PAGE_SIZE - 1]
+            items.append(Li("Loading more…", cls="more", hx_trigger="revealed", hx_swap="outerHTML",
+                            hx_get=f"/apps/{self.name}/more?priority={last['priority']}&id={last['id']}"))
+        return items
+
     def render(self, request):
-        return Section(H2(self.display_name), self.render_add_form(), self.render_list(self.rows()),
+        return Section(H2(self.display_name), self.render_add_form(), self.render_list(),
                        id=f"{self.name}-app", cls="crud-app")
 
     def view_url(self, row_id: int) -> str:
@@ -158,18 +181,23 @@ class BaseApp(Plugin):
         changes = [c for c in outcome.changes if c.table == self.table]
         moved = any(c.before and c.after and c.before["priority"] != c.after["priority"] for c in changes)
         if moved or len(changes) > MANY_CHANGES:
-            return [self.render_list(self.rows(), hx_swap_oob="true")]
+            return [self.render_list(hx_swap_oob="true")]
         return [self.change_fragment(c) for c in changes]
 
     def change_fragment(self, change):
         if change.after is None:
             return Li(id=self.item_id(change.before["id"]), hx_swap_oob="delete")
-        if change.before is None:
+        if change.before is None:  # appended, unless the tab has not loaded the end of the list yet
             list_id = self.list_id(change.after.get("profile_id"))
-            return Ul(self.render_item(change.after), hx_swap_oob=f"beforeend:#{list_id}")
+            return Ul(self.render_item(change.after),
+                      hx_swap_oob=f"beforeend:#{list_id}:not(:has(> li.more))")
         return self.render_item(change.after, hx_swap_oob="true")
 
     def routes(self, app) -> None:
+        @app.get(f"/apps/{self.name}/more")
+        def more_items(priority: int, id: int):
+            return tuple(self.render_page(after=(priority, id)))
+
         @app.get(f"/apps/{self.name}/{{row_id}}")
         def view_item(row_id: int):
             return self.render_item(self.row_or_404(row_id))

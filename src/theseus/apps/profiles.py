@@ -82,7 +82,7 @@ class Profiles(BaseApp):
     def fragments(self, outcome: Outcome) -> list:
         """Row swaps and the nav menu; the whole list after a switch (the 'current' mark moves)."""
         if "profile" in outcome.signals:
-            return [self.render_list(self.rows(), hx_swap_oob="true"), self.menu(hx_swap_oob="true")]
+            return [self.render_list(hx_swap_oob="true"), self.menu(hx_swap_oob="true")]
         fragments = super().fragments(outcome)
         if any(c.table == self.table for c in outcome.changes):
             fragments.append(self.menu(hx_swap_oob="true"))

@@ -1,0 +1,254 @@
+"""llama.cpp in-process, through llama-cpp-python: no server, no network.
+
+All llama.cpp work (assembling, loading, generating) runs on one worker thread
+owned by the backend. That single-worker executor is the lock: jobs run one at
+a time in the order they were asked for, and a generation asked for while the
+model is loading simply waits for the load. Generated pieces cross back into
+the event loop with `call_soon_threadsafe`; a `threading.Event` per generation
+lets the consumer stop the worker between two tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from .base import (
+    Backend,
+    BackendError,
+    BackendStatus,
+    BackendUnavailable,
+    check_json_output,
+    check_messages,
+)
+from .models import DEFAULT_MODEL, ModelSpec, ensure_model, resolve_model_path
+
+_END = object()
+
+
+class EmbeddedBackend(Backend):
+    """A GGUF model run by llama.cpp inside this process."""
+
+    name = "embedded"
+
+    def __init__(
+        self,
+        models_dir: Path,
+        *,
+        model_path: str | Path | None = None,
+        spec: ModelSpec = DEFAULT_MODEL,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+    ):
+        self.models_dir = Path(models_dir)
+        self.model_path = Path(model_path) if model_path else None
+        self.spec = spec
+        self.model = self.model_path.stem if self.model_path else spec.name
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or default_threads()
+        self.load_seconds: float | None = None
+        self._status = BackendStatus("idle", "The model has not been loaded yet")
+        self._llama = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="theseus-llm")
+        self._loaded: Future | None = None
+        self._running: set[threading.Event] = set()
+        self._closed = False
+
+    async def start(self) -> None:
+        """Begin assembling and loading the model on the worker thread; return at once."""
+        if self._closed:
+            raise BackendUnavailable("The embedded model was closed")
+        if self._loaded is None or (self._loaded.done() and self._status.state == "error"):
+            self._status = BackendStatus("loading", f"Starting {self.model}", 0.0)
+            self._loaded = self._worker.submit(self._load)
+
+    def status(self) -> BackendStatus:
+        """Return idle / assembling / loading / ready / error, with progress."""
+        return self._status
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Wait for the model to load; raise BackendUnavailable on failure or timeout."""
+        await self.start()
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self._loaded)), timeout)
+        except TimeoutError:
+            detail = self._status.detail
+            raise BackendUnavailable(f"The model is not ready after {timeout:g} s ({detail})") from None
+        if not self._status.ready:
+            raise BackendUnavailable(self._status.detail)
+
+    async def stream_chat(
+        self,
+        messages: list[dict],
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.7,
+        cancel: asyncio.Event | None = None,
+    ) -> AsyncIterator[str]:
+        """Yield reply pieces as llama.cpp generates them; stop within a token of cancel."""
+        check_messages(messages)
+        await self.start()
+        queue: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+        emit = _emitter(asyncio.get_running_loop(), queue, stop)
+        relay = asyncio.ensure_future(_relay_cancel(cancel, stop, queue)) if cancel else None
+        job = self._worker.submit(self._generate, messages, max_tokens, temperature, stop, emit)
+        self._running.add(stop)
+        try:
+            while (item := await queue.get()) is not _END:
+                if cancel is not None and cancel.is_set():
+                    return
+                if isinstance(item, BaseException):
+                    raise _backend_error(item) from item
+                yield item
+        finally:
+            stop.set()
+            job.cancel()
+            self._running.discard(stop)
+            if relay is not None:
+                relay.cancel()
+
+    async def complete_json(
+        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0
+    ) -> str:
+        """Return JSON text decoded under a llama.cpp grammar built from the schema."""
+        check_messages(messages)
+        await self.start()
+        job = self._worker.submit(self._complete_json, messages, schema, max_tokens, temperature)
+        try:
+            return await asyncio.wrap_future(job)
+        except BackendError:
+            raise
+        except Exception as e:
+            raise _backend_error(e) from e
+
+    def count_tokens(self, text: str) -> int:
+        """Count tokens with the model's tokenizer once loaded, else estimate."""
+        if self._llama is None:
+            return super().count_tokens(text)
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    async def list_models(self) -> list[str]:
+        """Return the one model this backend runs."""
+        return [self.model]
+
+    async def close(self) -> None:
+        """Stop running generations, free the model and the worker thread."""
+        for stop in list(self._running):
+            stop.set()
+        if not self._closed:
+            self._closed = True
+            await asyncio.wrap_future(self._worker.submit(self._unload))
+            self._worker.shutdown(wait=False, cancel_futures=True)
+        self._status = BackendStatus("idle", "The model was unloaded")
+
+    # --- worker-thread jobs -------------------------------------------------
+
+    def _load(self) -> None:
+        try:
+            path = self._model_file()
+            self._status = BackendStatus("loading", f"Loading {self.model}", None)
+            started = time.perf_counter()
+            self._llama = _load_llama(path, self.n_ctx, self.n_threads)
+            self.load_seconds = time.perf_counter() - started
+            detail = f"{self.model} loaded in {self.load_seconds:.1f} s"
+            self._status = BackendStatus("ready", detail, 1.0)
+        except Exception as e:  # any failure must end in "error", never a stuck "loading"
+            self._status = BackendStatus("error", f"Could not load the model: {e}")
+
+    def _model_file(self) -> Path:
+        if self.model_path is not None:
+            return resolve_model_path(self.model_path)
+        return ensure_model(self.models_dir, self.spec, progress=self._progress)
+
+    def _progress(self, phase: str, fraction: float) -> None:
+        self._status = BackendStatus("assembling", f"{phase} {self.model}", fraction)
+
+    def _generate(self, messages, max_tokens, temperature, stop, emit) -> None:
+        try:
+            if stop.is_set():
+                return
+            chunks = self._require_llama().create_chat_completion(
+                messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True
+            )
+            try:
+                for chunk in chunks:
+                    if stop.is_set():
+                        break
+                    if piece := chunk["choices"][0]["delta"].get("content"):
+                        emit(piece)
+            finally:
+                chunks.close()
+        except Exception as e:
+            emit(e)
+        finally:
+            emit(_END)
+
+    def _complete_json(self, messages, schema, max_tokens, temperature) -> str:
+        llama = self._require_llama()
+        grammar = _grammar(schema)
+        result = llama.create_chat_completion(
+            messages=messages, max_tokens=max_tokens, temperature=temperature, grammar=grammar
+        )
+        choice = result["choices"][0]
+        text = choice["message"]["content"] or ""
+        return check_json_output(self, text, truncated=choice.get("finish_reason") == "length")
+
+    def _require_llama(self):
+        if self._llama is None:
+            failed = self._status.state == "error"
+            raise BackendUnavailable(self._status.detail if failed else "The model is not loaded")
+        return self._llama
+
+    def _unload(self) -> None:
+        llama, self._llama = self._llama, None
+        if llama is not None:
+            llama.close()
+
+
+def default_threads() -> int:
+    """Threads for llama.cpp: the CPU count, at most 4 (leave room for the web server)."""
+    return max(1, min(4, os.cpu_count() or 2))
+
+
+def _load_llama(path: Path, n_ctx: int, n_threads: int):
+    from llama_cpp import Llama  # imported on the worker thread: it takes a moment
+
+    return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+
+
+def _grammar(schema: dict):
+    from llama_cpp import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    except Exception as e:
+        raise BackendError(f"Cannot turn this JSON schema into a grammar: {e}") from e
+
+
+def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event) -> Callable:
+    def emit(item) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone: nobody is listening
+            stop.set()
+
+    return emit
+
+
+async def _relay_cancel(cancel: asyncio.Event, stop: threading.Event, queue: asyncio.Queue) -> None:
+    await cancel.wait()
+    stop.set()
+    queue.put_nowait(_END)
+
+
+def _backend_error(error: BaseException) -> BackendError:
+    if isinstance(error, BackendError):
+        return error
+    return BackendError(f"The embedded model failed: {error}")

@@ -1,0 +1,66 @@
+"""The SQLite file: migrations, WAL, transactions and the key/value store."""
+
+from __future__ import annotations
+
+import pytest
+
+from theseus.db import MIGRATIONS, Database
+
+
+def test_a_new_file_gets_every_migration_and_wal(tmp_path):
+    db = Database(tmp_path / "t.db")
+    assert db.schema_version == MIGRATIONS[-1][0]
+    assert db.value("PRAGMA journal_mode") == "wal"
+    assert db.value("PRAGMA foreign_keys") == 1
+    tables = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"store", "profiles", "tasks", "events", "migrations"} <= tables
+
+
+def test_opening_again_is_idempotent(tmp_path):
+    Database(tmp_path / "t.db").close()
+    db = Database(tmp_path / "t.db")
+    assert db.value("SELECT COUNT(*) FROM migrations") == len(MIGRATIONS)
+
+
+def test_an_older_file_migrates_and_keeps_its_rows(tmp_path):
+    old = Database(tmp_path / "t.db", migrate_to=1)
+    assert old.schema_version == 1
+    old.conn.execute("INSERT INTO profiles (name) VALUES ('Old')")
+    old.conn.execute("INSERT INTO tasks (name, profile_id) VALUES ('kept', 1)")
+    old.close()
+    db = Database(tmp_path / "t.db")
+    assert db.schema_version == MIGRATIONS[-1][0]
+    assert db.query("SELECT name FROM tasks") == [{"name": "kept"}]
+    indexes = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "tasks_by_profile" in indexes
+
+
+def test_a_failed_transaction_leaves_nothing(tmp_path):
+    db = Database(tmp_path / "t.db")
+    with pytest.raises(RuntimeError):
+        with db.transaction():
+            db.conn.execute("INSERT INTO profiles (name) VALUES ('half')")
+            raise RuntimeError("boom")
+    assert db.value("SELECT COUNT(*) FROM profiles") == 0
+
+
+def test_store_is_a_persistent_dict(tmp_path):
+    db = Database(tmp_path / "t.db")
+    store = db.store
+    store["profile_id"] = 3
+    store["prefs"] = {"theme": "dark", "chat": [1, 2]}
+    assert store["profile_id"] == 3 and store.get("missing", "x") == "x"
+    assert "prefs" in store and sorted(store) == ["prefs", "profile_id"] and len(store) == 2
+    del store["profile_id"]
+    with pytest.raises(KeyError):
+        del store["profile_id"]
+    db.close()
+    assert Database(tmp_path / "t.db").store["prefs"] == {"theme": "dark", "chat": [1, 2]}
+
+
+def test_tasks_need_an_existing_profile(tmp_path):
+    import apsw
+    db = Database(tmp_path / "t.db")
+    with pytest.raises(apsw.ConstraintError):
+        with db.transaction():
+            db.conn.execute("INSERT INTO tasks (name, profile_id) VALUES ('orphan', 42)")
