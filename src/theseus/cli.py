@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__
 from .config import Config
@@ -21,6 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1; keep it on loopback)")
     serve.add_argument("--port", type=int, help="port to serve on (default 5001)")
     serve.add_argument("--data", help="data directory: database, server.log, models, user plugins")
+    models = commands.add_parser("models", help="show the LLM backend, its model and whether it is ready")
+    models.add_argument("--setup", action="store_true",
+                        help="assemble and verify the default embedded model now (once; later runs are instant)")
+    models.add_argument("--data", help="data directory (models live in DATA/models unless THESEUS_MODELS is set)")
     return parser
 
 
@@ -31,12 +36,44 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        config = Config.from_env(host=args.host, port=args.port, data_dir=args.data)
+        config = Config.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
+                                 data_dir=args.data)
     except ValueError as error:
         parser.error(str(error))
     if args.command == "serve":
         from .server import serve
         return serve(config)
+    if args.command == "models":
+        return models_command(config, setup=args.setup)
+    return 0
+
+
+def models_command(config: Config, *, setup: bool) -> int:
+    """Print the active backend and model; with setup, assemble the default model first."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from .llm.models import DEFAULT_MODEL, ModelError, ensure_model
+    from .llm.spec import SPEC_FORMS, parse_spec
+
+    console = Console(stderr=True)
+    spec = parse_spec(config.llm)
+    print(f"active backend: {config.llm}")
+    if setup and spec.kind == "embedded" and not spec.model:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("model", total=1.0)
+            try:
+                path = ensure_model(config.model_dir, DEFAULT_MODEL,
+                                    lambda phase, done: bar.update(task, description=phase, completed=done))
+            except ModelError as error:
+                console.print(f"[red]error:[/red] {error}")
+                return 1
+        print(f"model: {DEFAULT_MODEL.name} ready at {path}")
+    elif spec.kind == "embedded":
+        path = spec.model or config.model_dir / DEFAULT_MODEL.filename
+        print(f"model: {path} ({'present' if Path(path).exists() else 'not assembled yet: run theseus models --setup'})")
+    print(f"backends:\n{SPEC_FORMS}")
     return 0
 
 
