@@ -41,6 +41,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
     async def lifespan(app):  # FastHTML takes an async generator function
         yield
         runtime.close()
+        logger.info("Theseus stopped: live-sync streams ended, database closed")
 
     app = FastHTML(hdrs=Headers(), default_hdrs=False, sess_cls=None, secret_key="unused",
                    canonical=False, title="Theseus", lifespan=lifespan,

@@ -19,7 +19,7 @@ def setup_logging(log_path: Path, *, console: bool = True, level: str = "INFO") 
     """Send logs to a freshly truncated `log_path` (and stderr)."""
     logger.remove()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    logger.add(log_path, format=LINE, level=level, mode="w", enqueue=True, encoding="utf-8",
+    logger.add(log_path, format=LINE, level=level, mode="w", encoding="utf-8",
                backtrace=False, diagnose=False)
     if console:
         logger.add(sys.stderr, format=LINE, level=level, colorize=False, backtrace=False, diagnose=False)

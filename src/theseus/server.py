@@ -29,6 +29,5 @@ def serve(config: Config) -> int:
     app = create_app(config)
     server = Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
                                    access_log=False, timeout_graceful_shutdown=3), app)
-    server.run()
-    logger.info("Theseus stopped")
+    server.run()  # on SIGTERM/SIGINT uvicorn shuts down, then re-raises the signal
     return 0

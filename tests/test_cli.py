@@ -1,0 +1,69 @@
+"""The `theseus` command, and a real `theseus serve` process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+THESEUS = [sys.executable, "-m", "theseus"]
+
+
+def run(*args, env=None):
+    return subprocess.run([*THESEUS, *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_help_lists_the_commands():
+    result = run("--help")
+    assert result.returncode == 0
+    for word in ("serve", "models", "THESEUS_DATA", "THESEUS_LLM"):
+        assert word in result.stdout
+    serve_help = run("serve", "--help").stdout
+    assert "--port" in serve_help and "--host" in serve_help and "--data" in serve_help
+
+
+def test_a_bad_port_is_a_clear_error():
+    result = run("serve", env={"THESEUS_PORT": "http"})
+    assert result.returncode == 2 and "THESEUS_PORT must be a number" in result.stderr
+
+
+def start_server(data_dir, port):
+    process = subprocess.Popen([*THESEUS, "serve", "--port", str(port), "--data", str(data_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"theseus serve did not come up: {process.stdout.read()}")
+
+
+def test_serve_writes_a_fresh_log_and_stops_cleanly_with_a_tab_open(tmp_path):
+    port, data = free_port(), tmp_path / "data"
+    base = f"http://127.0.0.1:{port}"
+    for round_ in (1, 2):
+        process = start_server(data, port)
+        assert httpx.post(f"{base}/ops/tasks.insert", data={"name": f"round {round_}"}).status_code == 200
+        with httpx.stream("GET", f"{base}/sync?tab=t", timeout=5) as stream:  # an open live-sync tab
+            assert stream.status_code == 200
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+        log = (data / "server.log").read_text()
+        assert "Theseus stopped: live-sync streams ended, database closed" in log
+        assert f"Added task 'round {round_}'" in log and "POST /ops/tasks.insert -> 200" in log
+        assert f"round {3 - round_}'" not in log  # each start begins a fresh log
+    process = start_server(data, port)  # the data survived both runs
+    assert "round 1" in httpx.get(f"{base}/apps/tasks").text
+    process.terminate()
+    process.wait(timeout=10)
