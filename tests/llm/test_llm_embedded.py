@@ -1,0 +1,187 @@
+"""The embedded backend with the real model: streams, stops on cancel, decodes JSON,
+counts tokens with the model's tokenizer, and never blocks the event loop."""
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from theseus.llm import BackendError, BackendUnavailable, EmbeddedBackend
+
+SCHEMA = {"type": "object", "properties": {"op": {"enum": ["add", "none"]}}, "required": ["op"]}
+STORY = [
+    {"role": "system", "content": "You are Chip, a helpful assistant."},
+    {"role": "user", "content": "Tell me a long story about a lighthouse keeper."},
+]
+COUNTING = [{"role": "user", "content": "Count from 1 to 100 in digits, separated by commas."}]
+
+
+@pytest.fixture(scope="module")
+def backend(real_model, shared_models_dir):
+    """One loaded model for this module; each test drives it from its own event loop."""
+    backend = EmbeddedBackend(shared_models_dir, n_ctx=2048)
+    asyncio.run(backend.wait_ready(120))
+    yield backend
+    asyncio.run(backend.close())
+
+
+async def collect(stream) -> list[tuple[float, str]]:
+    return [(time.perf_counter(), piece) async for piece in stream]
+
+
+@pytest.mark.model
+def test_loads_in_the_background(shared_models_dir, real_model):
+    async def scenario():
+        backend = EmbeddedBackend(shared_models_dir)
+        assert backend.count_tokens("hello world") == 4  # estimate until the tokenizer is there
+        started = time.perf_counter()
+        await backend.start()
+        assert time.perf_counter() - started < 0.1
+        assert backend.status().state in ("assembling", "loading")
+        await backend.wait_ready(120)
+        assert backend.status().ready and backend.load_seconds > 0
+        assert await backend.list_models() == ["qwen2.5-coder-0.5b-instruct"]
+        await backend.close()
+        assert backend.status().state == "idle"
+        with pytest.raises(BackendUnavailable):
+            await backend.start()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.model
+def test_streams_pieces(backend):
+    messages = [{"role": "user", "content": "Name three colors, one per line."}]
+    pieces = [p for _, p in asyncio.run(collect(backend.stream_chat(messages, max_tokens=40, temperature=0)))]
+    assert len(pieces) >= 3
+    assert all(pieces)
+    assert "".join(pieces).strip()
+
+
+@pytest.mark.model
+def test_cancel_stops_promptly_and_frees_the_model(backend):
+    async def scenario():
+        cancel = asyncio.Event()
+        pieces = []
+        async for piece in backend.stream_chat(COUNTING, max_tokens=400, temperature=0, cancel=cancel):
+            pieces.append(piece)
+            if len(pieces) == 3:
+                cancel.set()
+                cancelled_at = time.perf_counter()
+        assert len(pieces) == 3
+        # the worker stopped within a token or two, so the next generation starts at once
+        stream = backend.stream_chat([{"role": "user", "content": "Say hi."}], max_tokens=5)
+        await anext(stream)
+        assert time.perf_counter() - cancelled_at < 2.0
+        await stream.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.model
+def test_cancel_while_waiting_for_another_generation(backend):
+    async def scenario():
+        first = backend.stream_chat(COUNTING, max_tokens=60, temperature=0)
+        await anext(first)
+        cancel = asyncio.Event()
+        cancel.set()
+        assert await collect(backend.stream_chat(STORY, cancel=cancel)) == []
+        await first.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.model
+def test_one_generation_at_a_time(backend):
+    async def scenario():
+        messages = [{"role": "user", "content": "Count from one to ten in words."}]
+        a, b = await asyncio.gather(
+            collect(backend.stream_chat(messages, max_tokens=24, temperature=0)),
+            collect(backend.stream_chat(messages, max_tokens=24, temperature=0)),
+        )
+        assert a and b
+        assert a[-1][0] < b[0][0]  # the second waited for the first
+        assert "".join(p for _, p in a) == "".join(p for _, p in b)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.model
+def test_event_loop_stays_responsive(backend):
+    async def scenario():
+        gaps = []
+
+        async def ticker():
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        pieces = await collect(backend.stream_chat(COUNTING, max_tokens=60, temperature=0))
+        tick.cancel()
+        return pieces, gaps
+
+    pieces, gaps = asyncio.run(scenario())
+    assert len(pieces) > 10
+    assert len(gaps) > 20
+    assert max(gaps) < 0.25, f"the event loop stalled for {max(gaps):.3f} s"
+
+
+@pytest.mark.model
+def test_complete_json_follows_the_schema(backend):
+    messages = [
+        {"role": "system", "content": 'Turn the request into a command. "add" adds a task, "none" does nothing.'},
+        {"role": "user", "content": "Please add a task: buy milk."},
+    ]
+    text = asyncio.run(backend.complete_json(messages, SCHEMA))
+    data = json.loads(text)
+    assert isinstance(data, dict) and data["op"] in ("add", "none")
+    assert set(data) <= {"op"}
+
+
+@pytest.mark.model
+def test_complete_json_cut_off_by_max_tokens_is_an_error(backend):
+    schema = {"type": "object", "properties": {"story": {"type": "string"}}, "required": ["story"]}
+    with pytest.raises(BackendError, match="max_tokens"):
+        asyncio.run(backend.complete_json(STORY, schema, max_tokens=5, temperature=0.7))
+
+
+@pytest.mark.model
+def test_count_tokens_uses_the_tokenizer(backend):
+    assert backend.count_tokens("hello world") == 2
+    assert backend.count_tokens("") == 0
+    assert 0 < backend.count_tokens("Chip rides along with the user.") < 12
+
+
+@pytest.mark.model
+def test_prompt_longer_than_context_is_a_clear_error(backend):
+    messages = [{"role": "user", "content": "word " * 3000}]
+    with pytest.raises(BackendError, match="context"):
+        asyncio.run(collect(backend.stream_chat(messages)))
+
+
+def test_not_a_gguf_ends_in_error_status(tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a model at all")
+
+    async def scenario():
+        backend = EmbeddedBackend(tmp_path, model_path=fake)
+        with pytest.raises(BackendUnavailable, match="not a GGUF"):
+            await backend.wait_ready(30)
+        assert backend.status().state == "error"
+        with pytest.raises(BackendUnavailable, match="not a GGUF"):
+            await collect(backend.stream_chat([{"role": "user", "content": "hi"}]))
+        await backend.close()
+
+    asyncio.run(scenario())
+
+
+def test_bad_messages_are_refused(tmp_path):
+    backend = EmbeddedBackend(tmp_path)
+    with pytest.raises(BackendError, match="role"):
+        asyncio.run(collect(backend.stream_chat([{"role": "robot", "content": "hi"}])))
+    assert backend.status().state == "idle"  # refused before anything was loaded
