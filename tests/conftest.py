@@ -16,6 +16,7 @@ from theseus.config import Config
 from theseus.logs import setup_logging
 from theseus.runtime import Runtime
 from theseus.server import Server
+from tests.fakes import ScriptedBackend
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -34,8 +35,14 @@ def config(tmp_path) -> Config:
 
 
 @pytest.fixture
-def runtime(config) -> Runtime:
-    runtime = Runtime(config)
+def backend() -> ScriptedBackend:
+    """The default backend of app tests: scripted. Real-model tests ask for the embedded one."""
+    return ScriptedBackend()
+
+
+@pytest.fixture
+def runtime(config, backend) -> Runtime:
+    runtime = Runtime(config, backend)
     yield runtime
     runtime.close()
 
@@ -87,9 +94,9 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(config):
+def live_server(config, backend):
     setup_logging(config.log_path, console=False)
-    runtime = Runtime(config)
+    runtime = Runtime(config, backend)
     server = LiveServer(config, runtime).start()
     yield server
     server.stop()

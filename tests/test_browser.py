@@ -117,10 +117,11 @@ def test_profiles_app_renames_and_marks_the_current_profile(open_page, live_serv
 
 def test_a_broken_user_plugin_is_listed_while_the_rest_works(config, context):
     from tests.conftest import LiveServer
+    from tests.fakes import ScriptedBackend
     from theseus.runtime import Runtime
     config.user_apps_dir.mkdir(parents=True)
     (config.user_apps_dir / "wobbly.py").write_text("raise ImportError('wobbly needs a library')\n")
-    runtime = Runtime(config)
+    runtime = Runtime(config, ScriptedBackend())
     server = LiveServer(config, runtime).start()
     try:
         page = context.new_page()

@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from tests.fakes import ScriptedBackend
 from theseus.runtime import Runtime
 
 GOOD = '''
@@ -59,7 +60,7 @@ def user_apps(config):
 
 
 def test_user_plugins_load_like_built_ins_and_broken_ones_are_listed(user_apps, config):
-    runtime = Runtime(config)
+    runtime = Runtime(config, ScriptedBackend())
     assert list(runtime.plugins) == ["tasks", "profiles", "notes"]
     assert "notes.insert" in runtime.registry.operations and "notes.sort" in runtime.registry.operations
     broken = {b.name: b.error for b in runtime.broken}
@@ -76,7 +77,7 @@ def test_user_plugins_load_like_built_ins_and_broken_ones_are_listed(user_apps, 
 def test_the_ui_shows_broken_plugins_and_the_rest_works(user_apps, config):
     from starlette.testclient import TestClient
     from theseus.app import create_app
-    with TestClient(create_app(config), base_url=config.origin) as client:
+    with TestClient(create_app(config, Runtime(config, ScriptedBackend())), base_url=config.origin) as client:
         html = client.get("/apps/tasks").text
         assert "syntax (broken)" in html and "SyntaxError" in html and "/apps/notes" in html
         assert client.post("/ops/notes.insert", data={"name": "a note"}).status_code == 200

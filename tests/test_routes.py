@@ -16,7 +16,7 @@ def test_the_shell_has_nav_main_chat_and_poke(client):
     assert page.status_code == 200 and page.url.path == "/apps/tasks"
     html = page.text
     for marker in ('id="profile-menu"', 'id="apps-menu"', 'role="search"', 'id="main"', 'id="chat"',
-                   "Chip is not connected yet", "Poke", 'sse-connect="/sync?tab=',
+                   "Chip is ready", 'ws-connect="/chat/ws?tab=', "Poke", 'sse-connect="/sync?tab=',
                    'src="/vendor/htmx.min.js"', 'href="/vendor/pico.min.css"'):
         assert marker in html, marker
     assert "unpkg" not in html and "jsdelivr" not in html and "cdn" not in html.lower()
@@ -138,10 +138,6 @@ def test_search_finds_apps(client):
     assert "/apps/profiles" in client.get("/search", params={"q": "profile"}).text
     assert "No app matches" in client.get("/search", params={"q": "zzz"}).text
     assert client.get("/search", params={"q": ""}).text == ""
-
-
-def test_poke_says_chip_is_not_connected_yet(client):
-    assert "Chip is not connected yet" in client.post("/poke", headers=HX).text
 
 
 def test_wrong_method_is_a_clean_405(client):

@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.staticfiles import StaticFiles
 
 from .actions import Operation, OperationError
+from .chat.routes import add_chat_routes, chat_pane
 from .config import Config
 from .db import Database
 from .events import append_event
@@ -39,7 +40,10 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
         logger.warning(f"front-end libraries missing ({', '.join(missing)}): run ./run setup")
 
     async def lifespan(app):  # FastHTML takes an async generator function
+        await runtime.backend.start()  # the model loads in the background; the UI is up at once
         yield
+        runtime.end_streams()
+        await runtime.backend.close()
         runtime.close()
         logger.info("Theseus stopped: live-sync streams ended, database closed")
 
@@ -52,6 +56,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
     app.add_middleware(RequestLogMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_shell_routes(app, runtime)
+    add_chat_routes(app, runtime.chat)
     for op in runtime.registry.operations.values():
         add_operation_route(app, runtime, op)
     for plugin in runtime.plugins.values():
@@ -108,7 +113,7 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
         nav = NavBar(runtime.plugins["profiles"].menu(), list(runtime.plugins.values()),
                      runtime.broken, name)
         return Shell(title=plugin.display_name, tab=tab, nav=nav, main=plugin.render(request),
-                     main_url=app_url(name))
+                     main_url=app_url(name), chat=chat_pane(runtime.chat, tab))
 
     @app.get("/sync")
     async def sync(request):
@@ -124,10 +129,6 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
         if not found:
             return Small("No app matches.")
         return Ul(*[Li(A(p.display_name, href=app_url(p.name)), Small(p.description)) for p in found])
-
-    @app.post("/poke")
-    def poke():
-        return Toast("Chip is not connected yet.", kind="info")
 
     @app.get("/log")
     def server_log():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1; keep it on loopback)")
     serve.add_argument("--port", type=int, help="port to serve on (default 5001)")
     serve.add_argument("--data", help="data directory: database, server.log, models, user plugins")
+    chat = commands.add_parser("chat", help="one turn with Chip through the same pipeline as the web chat")
+    chat.add_argument("message", help="what to say to Chip")
+    chat.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
+    chat.add_argument("--conversation", type=int, metavar="ID", help="continue this conversation (default: current)")
+    chat.add_argument("--llm", help="backend spec for this turn (default THESEUS_LLM or embedded)")
     models = commands.add_parser("models", help="show the LLM backend, its model and whether it is ready")
     models.add_argument("--setup", action="store_true",
                         help="assemble and verify the default embedded model now (once; later runs are instant)")
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         config = Config.from_env(host=getattr(args, "host", None), port=getattr(args, "port", None),
-                                 data_dir=args.data)
+                                 data_dir=args.data, llm=getattr(args, "llm", None))
     except ValueError as error:
         parser.error(str(error))
     if args.command == "serve":
@@ -45,7 +51,33 @@ def main(argv: list[str] | None = None) -> int:
         return serve(config)
     if args.command == "models":
         return models_command(config, setup=args.setup)
+    if args.command == "chat":
+        return asyncio.run(chat_command(config, args.message, args.conversation))
     return 0
+
+
+async def chat_command(config: Config, message: str, conversation_id: int | None) -> int:
+    """Send one message, stream Chip's reply to stdout; 1 if Chip could not answer."""
+    from .chat.service import ChatError
+    from .logs import setup_logging
+    from .runtime import Runtime
+
+    setup_logging(config.data_dir / "chat.log", console=False)
+    runtime = Runtime(config)
+    try:
+        if conversation_id is not None:
+            runtime.chat.conversations.switch(conversation_id)
+        await runtime.backend.start()
+        async for piece in runtime.chat.send(message):
+            print(piece, end="", flush=True)
+        print()
+        return 0
+    except (ChatError, LookupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await runtime.backend.close()
+        runtime.close()
 
 
 def models_command(config: Config, *, setup: bool) -> int:

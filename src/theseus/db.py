@@ -47,6 +47,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX tasks_by_profile ON tasks (profile_id, priority, id);
         CREATE INDEX events_by_time ON events (time);
     """),
+    (3, "persistent chat: conversations and messages", """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'done' CHECK (status IN ('done', 'stopped')),
+            tokens INTEGER,
+            time TEXT NOT NULL
+        );
+        CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
+    """),
 ]
 
 

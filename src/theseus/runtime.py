@@ -8,16 +8,18 @@ from __future__ import annotations
 from loguru import logger
 
 from .actions import Registry
+from .chat.service import Chat
 from .config import Config
 from .db import Database
 from .events import Broadcaster, append_event
+from .llm.spec import make_backend
 from .plugins import BrokenPlugin, Plugin, builtin_modules, describe, discover, user_modules
 
 
 class Runtime:
     """Everything one running Theseus shares between requests, the LLM and the CLI."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, backend=None):
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(config.db_path)
@@ -27,6 +29,8 @@ class Runtime:
         self.broken: list[BrokenPlugin] = []
         self.load_plugins()
         self.ensure_profile()
+        self.backend = backend or make_backend(config)
+        self.chat = Chat(self, self.backend)
 
     def load_plugins(self) -> None:
         """Discover built-in and user plugins; register their operations; keep the broken apart."""
@@ -66,6 +70,11 @@ class Runtime:
     def profile_id(self) -> int:
         return self.db.store["profile_id"]
 
-    def close(self) -> None:
+    def end_streams(self) -> None:
+        """End every tab's live-sync stream and chat socket (shutdown)."""
         self.broadcaster.close()
+        self.chat.sockets.close()
+
+    def close(self) -> None:
+        self.end_streams()
         self.db.close()

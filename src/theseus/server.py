@@ -18,7 +18,7 @@ class Server(uvicorn.Server):
         self.theseus_app = app
 
     def handle_exit(self, sig, frame) -> None:
-        self.theseus_app.state.runtime.broadcaster.close()
+        self.theseus_app.state.runtime.end_streams()
         super().handle_exit(sig, frame)
 
 

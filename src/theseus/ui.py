@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from fasthtml.common import (A, Aside, Button, Details, Div, Footer, Form, Input, Li, Link,
+from fasthtml.common import (A, Button, Details, Div, Footer, Form, Input, Li, Link,
                              Main, Meta, Nav, Option, P, Script, Select, Small, Strong,
                              Summary, Title, Ul)
 
@@ -44,7 +44,8 @@ def Headers():
             Meta(name="htmx-config", content=json.dumps(HTMX_CONFIG)),
             Link(rel="stylesheet", href="/vendor/pico.min.css"),
             Link(rel="stylesheet", href="/static/theseus.css"),
-            Script(src="/vendor/htmx.min.js"), Script(src="/vendor/sse.js"),
+            Link(rel="icon", href="/static/favicon.svg", type="image/svg+xml"),
+            Script(src="/vendor/htmx.min.js"), Script(src="/vendor/sse.js"), Script(src="/vendor/ws.js"),
             Script(src="/vendor/Sortable.min.js"), Script(src="/static/theseus.js", defer=True))
 
 
@@ -83,16 +84,6 @@ def NavBar(profile_menu, apps, broken, current_app):
                Ul(Li(SearchBox())), cls="topbar")
 
 
-def ChatPane():
-    """The chat with Chip (an empty shell until Chip is connected)."""
-    return Aside(Div(P("Chip is not connected yet.", cls="chat-placeholder"), id="chat-log",
-                     cls="chat-log", aria_live="polite"),
-                 Form(Input(name="message", placeholder="Message Chip…", aria_label="Message Chip",
-                            disabled=True),
-                      Button("Send", type="submit", disabled=True), cls="chat-form"),
-                 id="chat", cls="chat-pane")
-
-
 def PokeBar():
     return Footer(Button("Poke", title="Nudge Chip: what should I do next?", hx_post="/poke",
                          hx_swap="none", cls="outline poke"),
@@ -105,13 +96,13 @@ def Toast(message: str, kind: str = "error"):
                hx_swap_oob="true")
 
 
-def Shell(*, title: str, tab: str, nav, main, main_url: str):
+def Shell(*, title: str, tab: str, nav, main, main_url: str, chat):
     """The whole page: nav, main area, chat pane, poke bar, and the live-sync connection."""
     return (Title(f"{title} · Theseus"),
             Div(nav,
                 Div(Main(main, id=MAIN_ID, hx_get=main_url, hx_trigger="sse:profile, profile from:body",
                          hx_swap="innerHTML"),
-                    ChatPane(), cls="workspace"),
+                    chat, cls="workspace"),
                 PokeBar(), Div(id=TOAST_ID, cls="toast", role="status"),
                 Div(id=SYNC_ID, sse_swap="sync", hx_swap="none", hidden=True),
                 hx_ext="sse", sse_connect=f"/sync?tab={tab}", cls="shell",

@@ -23,6 +23,43 @@
     if (event.detail.successful && form.matches && form.matches("form.add-form")) form.reset();
   });
 
+  // Chat: Enter sends (Shift+Enter makes a new line); the log follows the newest message;
+  // code blocks get a copy button.
+  document.body.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key === "Enter" && !event.shiftKey && box.matches("#chat-form textarea")) {
+      event.preventDefault();
+      if (box.value.trim()) box.form.requestSubmit();
+    }
+  });
+  function followChat() {
+    var log = document.getElementById("chat-log");
+    if (log) log.scrollTop = log.scrollHeight;
+  }
+  document.body.addEventListener("htmx:wsAfterMessage", followChat);
+  htmx.onLoad(function (content) {
+    followChat();
+    var blocks = content.querySelectorAll ? content.querySelectorAll(".code-block") : [];
+    blocks.forEach(function (block) {
+      if (block.querySelector("button.copy")) return;
+      var button = document.createElement("button");
+      button.className = "copy outline";
+      button.type = "button";
+      button.textContent = "Copy";
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(block.querySelector("code").innerText).then(function () {
+          button.textContent = "Copied";
+          setTimeout(function () { button.textContent = "Copy"; }, 1500);
+        });
+      });
+      block.appendChild(button);
+    });
+  });
+  document.body.addEventListener("htmx:wsAfterMessage", function () {
+    var box = document.querySelector("#chat-form textarea");
+    if (box && !box.disabled && document.activeElement === document.body) box.focus();
+  });
+
   // Show whether this tab is connected to the live-sync stream.
   function setLive(state) { document.body.dataset.live = state; }
   document.body.addEventListener("htmx:sseOpen", function () { setLive("open"); });

@@ -1,0 +1,1 @@
+"""Chat with Chip: persisted conversations, context building, streaming over WebSocket."""

@@ -1,0 +1,156 @@
+"""Chat routes: the WebSocket every tab holds, conversation management, export, poke, model status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fasthtml.common import to_xml
+from loguru import logger
+from starlette.responses import HTMLResponse, Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..actions import NotFound, OperationError
+from .service import Chat, ChatError
+from .ui import Appended, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus, Notice
+
+
+def chat_pane(chat: Chat, tab: str):
+    """The chat pane for a new page."""
+    conversation = chat.conversations.current()
+    return ChatPane(conversation, chat.conversations.messages(conversation["id"]), chat.conversations.list(),
+                    chat.backend.status(), tab=tab, streaming=chat.streaming)
+
+
+def conversation_fragments(chat: Chat) -> list:
+    """Everything that shows the current conversation, as out-of-band swaps."""
+    conversation = chat.conversations.current()
+    return [ConversationBar(conversation, hx_swap_oob="true"),
+            ChatLog(chat.conversations.messages(conversation["id"]), hx_swap_oob="true"),
+            ConversationList(chat.conversations.list(), conversation["id"], hx_swap_oob="true")]
+
+
+def publish_conversation(chat: Chat) -> HTMLResponse:
+    """Show the current conversation in every tab; answer the caller with the same fragments."""
+    fragments = conversation_fragments(chat)
+    chat.publish(*fragments)
+    return HTMLResponse("".join(to_xml(f) for f in fragments))
+
+
+def conversation_or_404(chat: Chat, conversation_id: int) -> dict:
+    conversation = chat.conversations.get(conversation_id)
+    if conversation is None:
+        raise NotFound(f"There is no conversation #{conversation_id}.")
+    return conversation
+
+
+def add_chat_routes(app, chat: Chat) -> None:
+    app.router.add_websocket_route("/chat/ws", lambda ws: chat_socket(chat, ws))
+
+    @app.get("/chat/status")
+    def model_status():
+        return ModelStatus(chat.backend.status())
+
+    @app.post("/chat/new")
+    def new_conversation():
+        if chat.streaming:
+            raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+        chat.conversations.switch(chat.conversations.create()["id"])
+        return publish_conversation(chat)
+
+    @app.post("/chat/{conversation_id}/switch")
+    def switch_conversation(conversation_id: int):
+        conversation_or_404(chat, conversation_id)
+        if chat.streaming:
+            raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+        chat.conversations.switch(conversation_id)
+        return publish_conversation(chat)
+
+    @app.post("/chat/{conversation_id}/rename")
+    def rename_conversation(request, conversation_id: int):
+        conversation_or_404(chat, conversation_id)
+        title = request.headers.get("HX-Prompt", "")
+        try:
+            chat.conversations.rename(conversation_id, title)
+        except ValueError as error:
+            raise OperationError(str(error)) from None
+        return publish_conversation(chat)
+
+    @app.post("/chat/{conversation_id}/delete")
+    def delete_conversation(conversation_id: int):
+        conversation_or_404(chat, conversation_id)
+        if chat.streaming:
+            raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+        chat.conversations.delete(conversation_id)
+        return publish_conversation(chat)
+
+    @app.get("/chat/list")
+    def list_conversations(q: str = ""):
+        return ConversationList(chat.conversations.list(q[:200]), chat.conversations.current()["id"], q[:200])
+
+    @app.get("/chat/{conversation_id}/export.md")
+    def export_markdown(conversation_id: int):
+        conversation_or_404(chat, conversation_id)
+        return Response(chat.conversations.export_markdown(conversation_id), media_type="text/markdown",
+                        headers={"Content-Disposition": f'attachment; filename="conversation-{conversation_id}.md"'})
+
+    @app.get("/chat/{conversation_id}/export.json")
+    def export_json(conversation_id: int):
+        conversation_or_404(chat, conversation_id)
+        return Response(chat.conversations.export_json(conversation_id), media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="conversation-{conversation_id}.json"'})
+
+    @app.post("/poke")
+    async def poke():
+        if chat.streaming:
+            raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+        chat.start(chat.poke())
+        return Response(status_code=204)
+
+
+async def chat_socket(chat: Chat, websocket: WebSocket) -> None:
+    """One tab's chat socket: receives send/stop requests, forwards every chat broadcast."""
+    await websocket.accept()
+    subscription = chat.sockets.subscribe(websocket.query_params.get("tab"))
+    forwarder = asyncio.create_task(forward(subscription, websocket))
+    try:
+        while True:
+            await handle(chat, websocket, await websocket.receive_text())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        forwarder.cancel()
+        subscription.close()
+
+
+async def forward(subscription, websocket: WebSocket) -> None:
+    while (message := await subscription.get()) is not None:
+        await websocket.send_text(message.data)
+    await websocket.close()
+
+
+async def handle(chat: Chat, websocket: WebSocket, raw: str) -> None:
+    """Act on one message from a tab: {"action": "send", "message": "..."} or {"action": "stop"}."""
+    try:
+        data = json.loads(raw)
+        action = data.get("action") if isinstance(data, dict) else None
+    except ValueError:
+        action = None
+    if action == "stop":
+        chat.stop()
+    elif action == "send":
+        await start_turn(chat, websocket, data.get("message"))
+    else:
+        logger.info(f"chat socket: ignored a message with action {action!r}")
+        await websocket.send_text(to_xml(Appended(Notice("That chat request was not understood."))))
+
+
+async def start_turn(chat: Chat, websocket: WebSocket, text) -> None:
+    """Check and start a turn in the background, so this socket can still receive Stop."""
+    try:
+        turn = chat.send(text)
+    except ChatError as error:
+        await websocket.send_text(to_xml(Appended(Notice(str(error))))
+                                  + to_xml(ChatForm(streaming=chat.streaming, hx_swap_oob="true")))
+        return
+    chat.start(turn)

@@ -1,0 +1,148 @@
+"""The chat service: one turn = store the user's message, stream Chip's reply to every tab, store the reply.
+
+Every open tab holds one WebSocket to /chat/ws; the service broadcasts HTML
+fragments (htmx out-of-band swaps) to all of them, so a message sent in one tab
+streams in all. One reply is generated at a time; Stop cancels it for real (the
+backend stops generating). A failure shows a clear notice and stores nothing
+half-written: the reply is stored only once it is complete (or stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from fasthtml.common import to_xml
+from loguru import logger
+
+from ..events import Broadcaster, Message
+from ..llm.base import Backend, BackendError
+from .context import ContextTooLarge, build_context
+from .conversations import Conversations
+from .ui import MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, Notice, StreamingBody, message_id
+
+FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often (the first piece goes at once)
+READY_TIMEOUT = 120.0  # how long a turn waits for the model to finish loading
+POKE = ("The user pressed the Poke button. In one or two short sentences, and based on the current "
+        "state and their recent actions, suggest what they could do next.")
+
+
+class ChatError(Exception):
+    """A turn that cannot run or failed; str() is the message shown to the user."""
+
+
+class Chat:
+    """Conversations with Chip, streamed to every connected tab."""
+
+    def __init__(self, runtime, backend: Backend):
+        self.runtime, self.backend = runtime, backend
+        self.conversations = Conversations(runtime.db)
+        self.sockets = Broadcaster()
+        self.keys = itertools.count(1)
+        self.cancel: asyncio.Event | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    @property
+    def streaming(self) -> bool:
+        return self.cancel is not None
+
+    def publish(self, *fragments) -> None:
+        """Send out-of-band fragments to every tab's chat socket."""
+        self.sockets.publish(Message("chat", "".join(to_xml(f) for f in fragments)))
+
+    def stop(self) -> bool:
+        """Cancel the reply being generated; False if there is none."""
+        if self.cancel is None:
+            return False
+        self.cancel.set()
+        return True
+
+    def start(self, turn: AsyncIterator[str]) -> asyncio.Task:
+        """Run a turn in the background (for the WebSocket and the Poke button)."""
+        async def drain():
+            try:
+                async for _ in turn:
+                    pass
+            except ChatError:
+                pass  # already shown in every tab
+            except Exception:
+                logger.exception("chat turn failed")
+        task = asyncio.create_task(drain())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def send(self, text: str, conversation_id: int | None = None) -> AsyncIterator[str]:
+        """Start one turn for a user message (ChatError if it cannot run); iterate it for the reply's pieces."""
+        text = (text or "").strip() if isinstance(text, str) else ""
+        if not text:
+            raise ChatError("Type a message first.")
+        if len(text) > MESSAGE_LIMIT:
+            raise ChatError(f"That message is {len(text):,} characters; the limit is {MESSAGE_LIMIT:,}.")
+        self.claim()
+        return self._turn(conversation_id, text)
+
+    def poke(self) -> AsyncIterator[str]:
+        """Start a short, state-aware nudge from Chip, stored as an assistant message."""
+        self.claim()
+        return self._turn(None, None)
+
+    async def _turn(self, conversation_id: int | None, text: str | None) -> AsyncIterator[str]:
+        try:
+            conversation_id = conversation_id or self.conversations.current()["id"]
+            if text is not None:
+                message = await asyncio.to_thread(self.conversations.add, conversation_id, "user", text)
+                self.publish(Appended(ChatMessage(message)))
+            async for piece in self.reply(conversation_id, instruction="" if text is not None else POKE):
+                yield piece
+        finally:
+            self.cancel = None
+
+    def claim(self) -> None:
+        if self.cancel is not None:
+            raise ChatError("Chip is still answering; wait for it, or press Stop.")
+        self.cancel = asyncio.Event()
+
+    async def reply(self, conversation_id: int, instruction: str = "") -> AsyncIterator[str]:
+        """Stream Chip's reply to every tab; store it when complete or stopped."""
+        key = f"s{next(self.keys)}"
+        self.publish(Appended(ChatMessage({"role": "assistant", "content": "…"}, key=key, streaming=True)),
+                     ChatForm(streaming=True, hx_swap_oob="true"))
+        text, started = "", time.perf_counter()
+        try:
+            await self.backend.wait_ready(READY_TIMEOUT)
+            context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
+                                              instruction=instruction)
+            flushed = 0.0
+            async with aclosing(self.backend.stream_chat(context.messages, cancel=self.cancel)) as stream:
+                async for piece in stream:
+                    text += piece
+                    yield piece
+                    if time.perf_counter() - flushed > FLUSH_SECONDS:
+                        flushed = time.perf_counter()
+                        self.publish(StreamingBody(key, text))
+        except (BackendError, ContextTooLarge) as error:
+            logger.warning(f"chat: reply failed: {error}")
+            self.publish(Notice(f"Chip can't answer right now: {error}", id=message_id(key), hx_swap_oob="true"),
+                         ChatForm(hx_swap_oob="true"))
+            raise ChatError(str(error)) from error
+        stopped = self.cancel.is_set()
+        self.finish(conversation_id, key, text, stopped)
+        logger.info(f"chat: reply of {len(text)} characters in {time.perf_counter() - started:.1f} s"
+                    + (" (stopped)" if stopped else ""))
+
+    def finish(self, conversation_id: int, key: str, text: str, stopped: bool) -> None:
+        """Store the reply (unless empty) and put its final rendering in every tab."""
+        if not text.strip():
+            final = Notice("Chip stopped before saying anything." if stopped else "Chip had nothing to say.",
+                           kind="info", id=message_id(key), hx_swap_oob="true")
+        else:
+            message = self.conversations.add(conversation_id, "assistant", text,
+                                             status="stopped" if stopped else "done",
+                                             tokens=self.backend.count_tokens(text))
+            final = ChatMessage(message, hx_swap_oob=f"outerHTML:#{message_id(key)}")
+        self.publish(final, ChatForm(hx_swap_oob="true"))
+

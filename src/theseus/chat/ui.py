@@ -1,0 +1,117 @@
+"""Chat components: the pane, one message, the form, the conversation list, the model status."""
+
+from __future__ import annotations
+
+from fasthtml.common import (A, Article, Aside, Button, Details, Div, Form, Header, Input, Li, NotStr, P,
+                             Small, Span, Strong, Summary, Textarea, Ul)
+
+from ..markup import render_markdown
+
+CHAT_LOG_ID = "chat-log"
+CHAT_FORM_ID = "chat-form"
+CHAT_STATUS_ID = "chat-status"
+CONVERSATIONS_ID = "conversations"
+MESSAGE_LIMIT = 8000
+
+
+def message_id(message_id_or_key) -> str:
+    return f"message-{message_id_or_key}"
+
+
+def body_id(key) -> str:
+    return f"message-{key}-body"
+
+
+def ChatMessage(message: dict, *, key=None, streaming: bool = False, **attrs):
+    """One message: markdown rendered on the server and sanitized."""
+    key = key if key is not None else message["id"]
+    who = "You" if message["role"] == "user" else "Chip"
+    note = Small(" (stopped)", cls="stopped") if message.get("status") == "stopped" else ""
+    return Article(Header(Strong(who), note),
+                   Div(NotStr(render_markdown(message["content"])), id=body_id(key), cls="body"),
+                   id=message_id(key), cls=f"message {message['role']}{' streaming' if streaming else ''}",
+                   **attrs)
+
+
+def Appended(component):
+    """Wrap a component so it is appended to the chat log (out-of-band)."""
+    return Div(component, hx_swap_oob=f"beforeend:#{CHAT_LOG_ID}")
+
+
+def StreamingBody(key: str, text: str):
+    """The growing reply, rendered as markdown (and sanitized) so far."""
+    return Div(NotStr(render_markdown(text)), id=body_id(key), cls="body", hx_swap_oob="true")
+
+
+def Notice(text: str, kind: str = "error", **attrs):
+    """A message in the chat log that is not part of the conversation (errors, status)."""
+    return Div(P(text), cls=f"chat-notice {kind}", role="alert" if kind == "error" else "status", **attrs)
+
+
+def ChatForm(streaming: bool = False, **attrs):
+    """The message box: Send while idle; disabled with a Stop button while Chip answers."""
+    return Div(Form(Textarea(name="message", placeholder="Message Chip…  (Enter sends, Shift+Enter: new line)",
+                             aria_label="Message Chip", rows=2, maxlength=MESSAGE_LIMIT, disabled=streaming),
+                    Input(type="hidden", name="action", value="send"),
+                    Button("Send", type="submit", disabled=streaming, cls="send"),
+                    ws_send=True, cls="chat-send"),
+               Form(Input(type="hidden", name="action", value="stop"),
+                    Button("Stop", type="submit", cls="secondary stop"),
+                    ws_send=True, cls="chat-stop") if streaming else "",
+               id=CHAT_FORM_ID, cls="chat-form", data_streaming="true" if streaming else "false", **attrs)
+
+
+def ModelStatus(status, **attrs):
+    """The backend's state; polls itself until the model is ready."""
+    poll = {} if status.state in ("ready", "error") else {"hx_get": "/chat/status", "hx_trigger": "every 1s",
+                                                           "hx_swap": "outerHTML"}
+    percent = f" {status.progress:.0%}" if status.progress is not None and status.state != "ready" else ""
+    label = "Chip is ready" if status.ready else f"{status.detail or status.state}{percent}"
+    return Small(label, id=CHAT_STATUS_ID, cls=f"model-status {status.state}", title=status.detail,
+                 **poll, **attrs)
+
+
+def ConversationItem(conversation: dict, current_id: int):
+    current = conversation["id"] == current_id
+    return Li(A(conversation["title"], hx_post=f"/chat/{conversation['id']}/switch", hx_swap="none",
+                aria_current="true" if current else None, href="#"),
+              Small(conversation["updated"][:16].replace("T", " ")),
+              id=f"conversation-{conversation['id']}", cls="current" if current else "")
+
+
+def ConversationList(conversations: list[dict], current_id: int, query: str = "", **attrs):
+    return Div(Input(type="search", name="q", value=query, placeholder="Search conversations…",
+                     aria_label="Search conversations", hx_get="/chat/list", hx_target=f"#{CONVERSATIONS_ID}",
+                     hx_trigger="input changed delay:200ms, search", hx_swap="outerHTML"),
+               Ul(*[ConversationItem(c, current_id) for c in conversations]) if conversations
+               else P("No conversation matches.", cls="muted"),
+               id=CONVERSATIONS_ID, cls="conversation-list", **attrs)
+
+
+def ConversationBar(conversation: dict, **attrs):
+    """The current conversation's title and its actions."""
+    cid = conversation["id"]
+    return Div(Span(conversation["title"], cls="title", title=conversation["title"]),
+               Button("New", hx_post="/chat/new", hx_swap="none", cls="outline"),
+               Button("Rename", hx_post=f"/chat/{cid}/rename", hx_prompt="New title",
+                      hx_swap="none", cls="outline"),
+               A("⇩ md", href=f"/chat/{cid}/export.md", download=True, title="Export as markdown"),
+               A("⇩ json", href=f"/chat/{cid}/export.json", download=True, title="Export as JSON"),
+               Button("Delete", hx_post=f"/chat/{cid}/delete", hx_swap="none", cls="outline secondary",
+                      hx_confirm=f"Delete the conversation “{conversation['title']}”?"),
+               id="conversation-bar", cls="conversation-bar", **attrs)
+
+
+def ChatLog(messages: list[dict], **attrs):
+    return Div(*[ChatMessage(m) for m in messages] or [P("Say hello to Chip.", cls="chat-placeholder")],
+               id=CHAT_LOG_ID, cls="chat-log", aria_live="polite", **attrs)
+
+
+def ChatPane(conversation: dict, messages: list[dict], conversations: list[dict], status, *, tab: str,
+             streaming: bool = False):
+    """The whole chat pane; its WebSocket carries messages up and streamed replies down."""
+    return Aside(Div(ModelStatus(status), ConversationBar(conversation), cls="chat-head"),
+                 Details(Summary("Conversations"), ConversationList(conversations, conversation["id"]),
+                         cls="chat-history"),
+                 ChatLog(messages), ChatForm(streaming),
+                 id="chat", cls="chat-pane", hx_ext="ws", ws_connect=f"/chat/ws?tab={tab}")

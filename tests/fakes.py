@@ -1,0 +1,57 @@
+"""A scripted LLM backend for deterministic unit tests of the chat pipeline (never the only test of a feature)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from theseus.llm.base import Backend, BackendStatus, BackendUnavailable, estimate_tokens
+
+
+class ScriptedBackend(Backend):
+    """Replies with scripted texts, piece by piece; records every prompt it was given."""
+
+    name = "scripted"
+    model = "scripted"
+
+    def __init__(self, replies: list[str] | None = None, *, delay: float = 0.0, fail: Exception | None = None):
+        self.replies = list(replies or ["Hello from the script."])
+        self.delay, self.fail = delay, fail
+        self.prompts: list[list[dict]] = []
+        self.state = BackendStatus("ready", "scripted")
+        self.stopped_early = False
+
+    async def start(self) -> None:
+        pass
+
+    def status(self) -> BackendStatus:
+        return self.state
+
+    async def wait_ready(self, timeout: float) -> None:
+        if not self.state.ready:
+            raise BackendUnavailable(self.state.detail)
+
+    async def stream_chat(self, messages, *, max_tokens=512, temperature=0.7, cancel=None):
+        self.prompts.append(messages)
+        if self.fail:
+            raise self.fail
+        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        for word in reply.split(" "):
+            if cancel is not None and cancel.is_set():
+                self.stopped_early = True
+                return
+            await asyncio.sleep(self.delay)
+            yield word + " "
+
+    async def complete_json(self, messages, schema, *, max_tokens=256, temperature=0.0) -> str:
+        self.prompts.append(messages)
+        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        json.loads(reply)
+        return reply
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    async def list_models(self) -> list[str]:
+        return [self.model]
+
