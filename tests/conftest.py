@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,8 @@ from starlette.testclient import TestClient
 
 from theseus.app import create_app
 from theseus.config import Config
+from theseus.llm import DEFAULT_MODEL, ensure_model
+from theseus.llm.embedded import EmbeddedBackend
 from theseus.logs import setup_logging
 from theseus.runtime import Runtime
 from theseus.server import Server
@@ -21,6 +26,15 @@ from tests.fakes import ScriptedBackend
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-gpu", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_async(coroutine):
+    """Run a coroutine to the end from sync code, even where Playwright's event loop is running."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def free_port() -> int:
@@ -32,6 +46,27 @@ def free_port() -> int:
 @pytest.fixture
 def config(tmp_path) -> Config:
     return Config(data_dir=tmp_path / "data", port=free_port())
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir() -> Path:
+    """Where the real model lives: $THESEUS_MODELS, else <repo>/data/models (assembled once per machine)."""
+    return Path(os.environ.get("THESEUS_MODELS") or REPO_ROOT / "data" / "models")
+
+
+@pytest.fixture(scope="session")
+def real_model(shared_models_dir: Path) -> Path:
+    """The default GGUF, assembled and verified once per machine."""
+    return ensure_model(shared_models_dir, DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def embedded(real_model, shared_models_dir) -> EmbeddedBackend:
+    """The real embedded model, loaded once for the whole session."""
+    backend = EmbeddedBackend(shared_models_dir)
+    run_async(backend.wait_ready(120))
+    yield backend
+    run_async(backend.close())
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ class ScriptedBackend(Backend):
 
     async def wait_ready(self, timeout: float) -> None:
         if not self.state.ready:
+            await asyncio.sleep(min(timeout, 0.05))
             raise BackendUnavailable(self.state.detail)
 
     async def stream_chat(self, messages, *, max_tokens=512, temperature=0.7, cancel=None):

@@ -67,3 +67,36 @@ def test_serve_writes_a_fresh_log_and_stops_cleanly_with_a_tab_open(tmp_path):
     assert "round 1" in httpx.get(f"{base}/apps/tasks").text
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.mark.model
+def test_chat_prints_a_reply_from_the_real_model_and_stores_it(tmp_path, shared_models_dir, real_model):
+    env = {"THESEUS_MODELS": str(shared_models_dir)}
+    data = tmp_path / "data"
+    result = run("chat", "Reply with one short friendly sentence.", "--data", str(data), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    from theseus.chat.conversations import Conversations
+    from theseus.db import Database
+    messages = Conversations(Database(data / "theseus.db")).messages(1)
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert messages[1]["content"].strip() == result.stdout.strip()
+    missing = run("chat", "hi", "--data", str(data), "--conversation", "42", env=env)
+    assert missing.returncode == 1 and "There is no conversation #42." in missing.stderr
+
+
+def test_chat_with_an_unreachable_backend_fails_clearly(tmp_path, unused_port_url):
+    result = run("chat", "hello", "--data", str(tmp_path / "d"), "--llm", f"openai:{unused_port_url}/v1")
+    assert result.returncode == 1 and "error:" in result.stderr
+
+
+@pytest.mark.model
+def test_models_reports_the_active_model_as_ready(shared_models_dir, real_model):
+    result = run("models", env={"THESEUS_MODELS": str(shared_models_dir)})
+    assert result.returncode == 0
+    assert "active backend: embedded" in result.stdout and "qwen2.5-coder-0.5b-instruct" in result.stdout
+
+
+@pytest.fixture
+def unused_port_url():
+    return f"http://127.0.0.1:{free_port()}"

@@ -43,7 +43,8 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
         await runtime.backend.start()  # the model loads in the background; the UI is up at once
         yield
         runtime.end_streams()
-        await runtime.backend.close()
+        if runtime.owns_backend:
+            await runtime.backend.close()
         runtime.close()
         logger.info("Theseus stopped: live-sync streams ended, database closed")
 

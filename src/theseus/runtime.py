@@ -29,6 +29,7 @@ class Runtime:
         self.broken: list[BrokenPlugin] = []
         self.load_plugins()
         self.ensure_profile()
+        self.owns_backend = backend is None  # a backend handed in (tests, benchmarks) is its giver's to close
         self.backend = backend or make_backend(config)
         self.chat = Chat(self, self.backend)
 

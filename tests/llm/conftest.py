@@ -1,28 +1,15 @@
-"""Fixtures for the LLM tests: the real model (assembled once per machine) and
-small real HTTP servers on loopback ports."""
+"""Fixtures for the LLM tests: small real HTTP servers on loopback ports."""
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import uvicorn
 
-from theseus.llm import DEFAULT_MODEL, ensure_model
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import free_port
 
 
 @contextmanager
@@ -45,18 +32,6 @@ def serve(app):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="session")
-def shared_models_dir() -> Path:
-    """Where the real model lives: $THESEUS_MODELS, else <repo>/data/models (shared across runs)."""
-    return Path(os.environ.get("THESEUS_MODELS") or REPO_ROOT / "data" / "models")
-
-
-@pytest.fixture(scope="session")
-def real_model(shared_models_dir: Path) -> Path:
-    """The default GGUF, assembled and verified once per machine."""
-    return ensure_model(shared_models_dir, DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="session")

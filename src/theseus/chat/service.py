@@ -26,6 +26,7 @@ from .ui import MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, Notice, Streamin
 
 FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often (the first piece goes at once)
 READY_TIMEOUT = 120.0  # how long a turn waits for the model to finish loading
+UNREACHABLE_TIMEOUT = 3.0  # how long a turn retries a backend that is down before saying so
 POKE = ("The user pressed the Poke button. In one or two short sentences, and based on the current "
         "state and their recent actions, suggest what they could do next.")
 
@@ -113,7 +114,7 @@ class Chat:
                      ChatForm(streaming=True, hx_swap_oob="true"))
         text, started = "", time.perf_counter()
         try:
-            await self.backend.wait_ready(READY_TIMEOUT)
+            await self.ensure_ready(key)
             context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
                                               instruction=instruction)
             flushed = 0.0
@@ -133,6 +134,18 @@ class Chat:
         self.finish(conversation_id, key, text, stopped)
         logger.info(f"chat: reply of {len(text)} characters in {time.perf_counter() - started:.1f} s"
                     + (" (stopped)" if stopped else ""))
+
+    async def ensure_ready(self, key: str) -> None:
+        """Wait for a model that is loading; give up within seconds on one that is down."""
+        await self.backend.start()
+        status = self.backend.status()
+        if status.ready:
+            return
+        if status.state in ("loading", "assembling"):
+            self.publish(StreamingBody(key, f"*Waiting for the model: {status.detail}…*"))
+            await self.backend.wait_ready(READY_TIMEOUT)
+        else:
+            await self.backend.wait_ready(UNREACHABLE_TIMEOUT)
 
     def finish(self, conversation_id: int, key: str, text: str, stopped: bool) -> None:
         """Store the reply (unless empty) and put its final rendering in every tab."""
