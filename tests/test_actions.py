@@ -180,3 +180,45 @@ def test_a_message_encodes_as_server_sent_event():
     from theseus.events import Message
     assert Message("sync", "<a>\n<b>").encode() == "event: sync\ndata: <a>\ndata: <b>\n\n"
     assert Message("profile").encode() == "event: profile\ndata: \n\n"
+
+
+def test_undo_reverts_an_insert_a_toggle_and_a_profile_deletion(runtime):
+    run = runtime.registry.execute
+    task = run("tasks.insert", {"name": "keep me"}, actor="llm").value
+    toggled = run("tasks.toggle", {"id": task["id"]}, actor="llm")
+    assert run("history.undo", {}).message == "Undid: Marked task 'keep me' (#1) done"
+    assert runtime.db.value("SELECT done FROM tasks") == 0
+    run("history.undo", {})  # now the insert, Chip's most recent change not undone yet
+    assert runtime.db.value("SELECT COUNT(*) FROM tasks") == 0
+    with pytest.raises(OperationError, match="already undone"):
+        run("history.undo", {"event_id": toggled.event_id})
+    with pytest.raises(OperationError, match="Chip has made no change"):
+        run("history.undo", {})
+
+    work = run("profiles.insert", {"name": "Work"}).value
+    run("profiles.switch", {"id": work["id"]})
+    for name in ("a", "b"):
+        run("tasks.insert", {"name": name})
+    deleted = run("profiles.delete", {"id": work["id"]})
+    run("history.undo", {"event_id": deleted.event_id})
+    assert runtime.db.query("SELECT name, profile_id FROM tasks ORDER BY id") == [
+        {"name": "a", "profile_id": work["id"]}, {"name": "b", "profile_id": work["id"]}]
+
+
+def test_undo_refuses_when_the_row_changed_since(runtime):
+    run = runtime.registry.execute
+    task = run("tasks.insert", {"name": "first"}, actor="llm").value
+    renamed = run("tasks.update", {"id": task["id"], "name": "second"}, actor="llm")
+    run("tasks.toggle", {"id": task["id"]})  # by the user, after Chip's rename
+    with pytest.raises(OperationError, match="Task #1 has changed since"):
+        run("history.undo", {"event_id": renamed.event_id})
+    assert runtime.db.query("SELECT name, done FROM tasks") == [{"name": "second", "done": 1}]
+
+
+def test_an_undone_delete_puts_the_row_back_in_its_place(runtime):
+    run = runtime.registry.execute
+    ids = [run("tasks.insert", {"name": n}).value["id"] for n in "abc"]
+    deleted = run("tasks.delete", {"id": ids[0]})
+    undo = run("history.undo", {"event_id": deleted.event_id})
+    assert 'id="tasks-list-1"' in undo.html and 'hx-swap-oob="true"' in undo.html  # the list, re-rendered
+    assert [t["name"] for t in run("tasks.list").value] == ["a", "b", "c"]

@@ -65,6 +65,9 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         CREATE INDEX messages_by_conversation ON messages (conversation_id, id);
     """),
+    (4, "undo: mark events that were undone", """
+        ALTER TABLE events ADD COLUMN undone INTEGER NOT NULL DEFAULT 0;
+    """),
 ]
 
 

@@ -67,6 +67,12 @@ class BaseApp(Plugin):
         where, params = ("WHERE profile_id = ?", (ctx.profile_id,)) if self.per_profile else ("", ())
         return ctx.db.value(f"SELECT COALESCE(MAX(priority), -1) + 1 FROM {self.table} {where}", params)
 
+    def is_last(self, row: dict) -> bool:
+        """Whether the row is at the end of its list."""
+        where, params = ("WHERE profile_id = ?", (row["profile_id"],)) if self.per_profile else ("", ())
+        last = self.db.value(f"SELECT MAX(priority) FROM {self.table} {where}", params)
+        return last is None or row["priority"] >= last
+
     def prepare_insert(self, ctx, args: dict) -> dict:
         """The row to insert for these (validated) arguments."""
         row = {k: v for k, v in args.items() if v is not None}
@@ -180,7 +186,8 @@ class BaseApp(Plugin):
         """Out-of-band swaps for the rows an operation changed (the whole list after a reorder)."""
         changes = [c for c in outcome.changes if c.table == self.table]
         moved = any(c.before and c.after and c.before["priority"] != c.after["priority"] for c in changes)
-        if moved or len(changes) > MANY_CHANGES:
+        restored = any(c.before is None and not self.is_last(c.after) for c in changes)  # e.g. by an undo
+        if moved or restored or len(changes) > MANY_CHANGES:
             return [self.render_list(hx_swap_oob="true")]
         return [self.change_fragment(c) for c in changes]
 

@@ -1,0 +1,102 @@
+"""Activity: the action log as an app, and `undo`, which reverts any change from its snapshot.
+
+Every event keeps a before/after snapshot of the rows it changed. Undo writes
+the `before` back (deleting inserted rows, re-inserting deleted ones), but only
+if those rows still look exactly like the event's `after`: a row changed since
+must have that later change undone first.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fasthtml.common import H2, Button, Li, P, Section, Small, Span, Strong, Ul
+
+from ..actions import NotFound, OperationError, Result, operation
+from ..plugins import Plugin
+from ..ui import op_url
+
+ACTIVITY_LIST_ID = "activity-list"
+SHOWN = 100
+WHO = {"user": "You", "llm": "Chip", "system": "Theseus"}
+
+
+def event_item_id(event_id: int) -> str:
+    return f"event-{event_id}"
+
+
+class History(Plugin):
+    name = "history"
+    display_name = "Activity"
+    description = "Everything you and Chip did, newest first; undo any change."
+    order = 90
+    item = "change"
+
+    @operation(target="change")
+    def undo(self, ctx, event_id: int | None = None) -> Result:
+        """Undo Chip's most recent change, or the change with this event id."""
+        event = self.event(ctx, event_id)
+        changes = json.loads(event["changes"])
+        if not changes:
+            raise OperationError(f"“{event['summary']}” changed no data, so there is nothing to undo.")
+        if event["undone"]:
+            raise OperationError(f"“{event['summary']}” was already undone.")
+        for change in reversed(changes):
+            self.revert(ctx, change)
+        ctx.db.conn.execute("UPDATE events SET undone = 1 WHERE id = ?", (event["id"],))
+        return Result(f"Undid: {event['summary']}", {"event_id": event["id"]})
+
+    def event(self, ctx, event_id: int | None) -> dict:
+        if event_id is None:
+            rows = ctx.db.query("SELECT * FROM events WHERE actor = 'llm' AND undone = 0 AND changes != '[]' "
+                                "ORDER BY id DESC LIMIT 1")
+            if not rows:
+                raise NotFound("Chip has made no change that could be undone.")
+            return rows[0]
+        rows = ctx.db.query("SELECT * FROM events WHERE id = ?", (event_id,))
+        if not rows:
+            raise NotFound(f"There is no event #{event_id}.")
+        return rows[0]
+
+    def revert(self, ctx, change: dict) -> None:
+        table, before, after = change["table"], change["before"], change["after"]
+        row_id = (after or before)["id"]
+        if ctx.get(table, row_id) != after:
+            raise OperationError(f"{table[:-1].capitalize()} #{row_id} has changed since; "
+                                 "undo the later change first.")
+        if before is None:
+            ctx.delete(table, row_id)
+        elif after is None:
+            ctx.insert(table, before)
+        else:
+            ctx.update(table, row_id, **{k: v for k, v in before.items() if k != "id"})
+
+    def events(self) -> list[dict]:
+        return self.db.query("SELECT * FROM events WHERE actor != 'system' OR changes != '[]' "
+                             "ORDER BY id DESC LIMIT ?", (SHOWN,))
+
+    def render_event(self, event: dict, **attrs):
+        undoable = event["changes"] != "[]" and not event["undone"] and event["operation"] != "history.undo"
+        return Li(Small(event["time"][:19].replace("T", " ")), Strong(WHO[event["actor"]]),
+                  Span(event["summary"] or event["operation"], cls="summary"),
+                  Small("undone", cls="badge") if event["undone"] else "",
+                  Button("Undo", cls="outline secondary", hx_post=op_url("history.undo"),
+                         hx_vals={"event_id": event["id"]}, hx_swap="none") if undoable else "",
+                  id=event_item_id(event["id"]), cls=f"event {event['actor']}", **attrs)
+
+    def render(self, request):
+        events = self.events()
+        return Section(H2("Activity"), P("Every change, by you or by Chip. Undo restores the rows as they were."),
+                       Ul(*[self.render_event(e) for e in events], id=ACTIVITY_LIST_ID, cls="activity"),
+                       id="history-app")
+
+    def fragments(self, outcome) -> list:
+        """The new event on top of the list; after an undo, the undone event's row too."""
+        fragments = [Ul(self.render_event(self.event_row(outcome.event_id)),
+                        hx_swap_oob=f"afterbegin:#{ACTIVITY_LIST_ID}")]
+        if outcome.operation == "history.undo":
+            fragments.append(self.render_event(self.event_row(outcome.value["event_id"]), hx_swap_oob="true"))
+        return fragments
+
+    def event_row(self, event_id: int) -> dict:
+        return self.db.query("SELECT * FROM events WHERE id = ?", (event_id,))[0]
