@@ -14,10 +14,13 @@ class ScriptedBackend(Backend):
     name = "scripted"
     model = "scripted"
 
-    def __init__(self, replies: list[str] | None = None, *, delay: float = 0.0, fail: Exception | None = None):
+    def __init__(self, replies: list[str] | None = None, *, commands: list[dict] | None = None,
+                 delay: float = 0.0, fail: Exception | None = None):
         self.replies = list(replies or ["Hello from the script."])
+        self.commands = list(commands or [])  # JSON answers to complete_json, in order; then "none"
         self.delay, self.fail = delay, fail
         self.prompts: list[list[dict]] = []
+        self.schemas: list[dict] = []
         self.state = BackendStatus("ready", "scripted")
         self.stopped_early = False
 
@@ -46,9 +49,10 @@ class ScriptedBackend(Backend):
 
     async def complete_json(self, messages, schema, *, max_tokens=256, temperature=0.0) -> str:
         self.prompts.append(messages)
-        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        json.loads(reply)
-        return reply
+        if self.fail:
+            raise self.fail
+        self.schemas.append(schema)
+        return json.dumps(self.commands.pop(0) if self.commands else {"operation": "none"})
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)

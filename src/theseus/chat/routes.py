@@ -12,7 +12,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..actions import NotFound, OperationError
 from .service import Chat, ChatError
-from .ui import Appended, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus, Notice
+from .ui import Appended, CardResult, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus, Notice
 
 
 def chat_pane(chat: Chat, tab: str):
@@ -99,6 +99,24 @@ def add_chat_routes(app, chat: Chat) -> None:
         conversation_or_404(chat, conversation_id)
         return Response(chat.conversations.export_json(conversation_id), media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="conversation-{conversation_id}.json"'})
+
+    @app.post("/chat/confirm/{token}")
+    async def confirm(token: str):
+        proposal, outcome = await chat.agent.confirm(token)
+        chat.publish(CardResult(f"proposal-{token}", f"Confirmed: {outcome.message}."))
+        return HTMLResponse(outcome.html)
+
+    @app.post("/chat/cancel/{token}")
+    def cancel(token: str):
+        proposal = chat.agent.cancel(token)
+        chat.publish(CardResult(f"proposal-{token}", f"Cancelled: nothing was changed ({proposal.label})."))
+        return Response(status_code=204)
+
+    @app.post("/chat/undo/{event_id}")
+    async def undo(event_id: int):
+        outcome = await asyncio.to_thread(chat.runtime.registry.execute, "history.undo", {"event_id": event_id})
+        chat.publish(CardResult(f"undo-{event_id}", f"{outcome.message}."))
+        return HTMLResponse(outcome.html)
 
     @app.post("/poke")
     async def poke():

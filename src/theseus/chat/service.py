@@ -18,15 +18,20 @@ from contextlib import aclosing
 from fasthtml.common import to_xml
 from loguru import logger
 
+from ..actions import OperationError
 from ..events import Broadcaster, Message
 from ..llm.base import Backend, BackendError
+from .agent import Agent, Reply, parse, recent_turns
 from .context import ContextTooLarge, build_context
 from .conversations import Conversations
-from .ui import MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, Notice, StreamingBody, message_id
+from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, Notice, StreamingBody, UndoCard,
+                 message_id)
 
 FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often (the first piece goes at once)
 READY_TIMEOUT = 120.0  # how long a turn waits for the model to finish loading
 UNREACHABLE_TIMEOUT = 3.0  # how long a turn retries a backend that is down before saying so
+MODE_NOTES = {"auto": "Chip decides whether to act or just talk.", "chat": "Chip only talks, never acts.",
+              "command": "Chip turns every message into a command."}
 POKE = ("The user pressed the Poke button. In one or two short sentences, and based on the current "
         "state and their recent actions, suggest what they could do next.")
 
@@ -45,6 +50,7 @@ class Chat:
         self.keys = itertools.count(1)
         self.cancel: asyncio.Event | None = None
         self.tasks: set[asyncio.Task] = set()
+        self.agent = Agent(runtime, backend)
 
     @property
     def streaming(self) -> bool:
@@ -92,48 +98,82 @@ class Chat:
         return self._turn(None, None)
 
     async def _turn(self, conversation_id: int | None, text: str | None) -> AsyncIterator[str]:
+        """Store the message; then run a slash command, act on a decoded command, or talk."""
+        key = f"s{next(self.keys)}"
         try:
             conversation_id = conversation_id or self.conversations.current()["id"]
             if text is not None:
                 message = await asyncio.to_thread(self.conversations.add, conversation_id, "user", text)
                 self.publish(Appended(ChatMessage(message)))
-            async for piece in self.reply(conversation_id, instruction="" if text is not None else POKE):
-                yield piece
+            self.publish(Appended(ChatMessage({"role": "assistant", "content": "…"}, key=key, streaming=True)),
+                         ChatForm(streaming=True, hx_swap_oob="true"))
+            reply = await self.respond(conversation_id, key, text)
+            if reply is None:
+                async for piece in self.stream(conversation_id, key, instruction="" if text else POKE):
+                    yield piece
+            else:
+                self.say(conversation_id, key, reply)
+                yield reply.text
+        except (BackendError, ContextTooLarge) as error:
+            logger.warning(f"chat: reply failed: {error}")
+            self.publish(Notice(f"Chip can't answer right now: {error}", id=message_id(key), hx_swap_oob="true"),
+                         ChatForm(hx_swap_oob="true"))
+            raise ChatError(str(error)) from error
         finally:
             self.cancel = None
+
+    async def respond(self, conversation_id: int, key: str, text: str | None) -> Reply | None:
+        """A reply that needs no streamed text (slash command, mode change, action), or None to talk."""
+        if text is None:
+            return None
+        mode, rest = parse(text, self.agent.mode)
+        if mode.startswith("/"):
+            try:
+                return await self.agent.slash(mode, rest, conversation_id)
+            except OperationError as error:
+                return Reply(f"I couldn't do that: {error.message}")
+        if not rest:
+            self.agent.set_mode(mode)
+            return Reply(f"Mode: **{mode}**. " + MODE_NOTES[mode])
+        await self.ensure_ready(key)
+        recent = recent_turns(self.conversations.messages(conversation_id))
+        command = await self.agent.decide(rest, recent, mode)
+        logger.info(f"chat: decoded {command.operation} {command.args} ({mode} mode)")
+        if command.is_none:
+            return None
+        return await self.agent.act(command, conversation_id)
 
     def claim(self) -> None:
         if self.cancel is not None:
             raise ChatError("Chip is still answering; wait for it, or press Stop.")
         self.cancel = asyncio.Event()
 
-    async def reply(self, conversation_id: int, instruction: str = "") -> AsyncIterator[str]:
+    async def stream(self, conversation_id: int, key: str, instruction: str = "") -> AsyncIterator[str]:
         """Stream Chip's reply to every tab; store it when complete or stopped."""
-        key = f"s{next(self.keys)}"
-        self.publish(Appended(ChatMessage({"role": "assistant", "content": "…"}, key=key, streaming=True)),
-                     ChatForm(streaming=True, hx_swap_oob="true"))
         text, started = "", time.perf_counter()
-        try:
-            await self.ensure_ready(key)
-            context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
-                                              instruction=instruction)
-            flushed = 0.0
-            async with aclosing(self.backend.stream_chat(context.messages, cancel=self.cancel)) as stream:
-                async for piece in stream:
-                    text += piece
-                    yield piece
-                    if time.perf_counter() - flushed > FLUSH_SECONDS:
-                        flushed = time.perf_counter()
-                        self.publish(StreamingBody(key, text))
-        except (BackendError, ContextTooLarge) as error:
-            logger.warning(f"chat: reply failed: {error}")
-            self.publish(Notice(f"Chip can't answer right now: {error}", id=message_id(key), hx_swap_oob="true"),
-                         ChatForm(hx_swap_oob="true"))
-            raise ChatError(str(error)) from error
+        await self.ensure_ready(key)
+        context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
+                                          instruction=instruction)
+        flushed = 0.0
+        async with aclosing(self.backend.stream_chat(context.messages, cancel=self.cancel)) as stream:
+            async for piece in stream:
+                text += piece
+                yield piece
+                if time.perf_counter() - flushed > FLUSH_SECONDS:
+                    flushed = time.perf_counter()
+                    self.publish(StreamingBody(key, text))
         stopped = self.cancel.is_set()
         self.finish(conversation_id, key, text, stopped)
         logger.info(f"chat: reply of {len(text)} characters in {time.perf_counter() - started:.1f} s"
                     + (" (stopped)" if stopped else ""))
+
+    def say(self, conversation_id: int, key: str, reply: Reply) -> None:
+        """Store a reply Chip did not have to generate, with its Undo or Confirm card."""
+        message = self.conversations.add(conversation_id, "assistant", reply.text)
+        card = (ConfirmCard(reply.proposal.token, reply.proposal.label) if reply.proposal
+                else UndoCard(reply.event_id) if reply.event_id else "")
+        self.publish(ChatMessage(message, card, hx_swap_oob=f"outerHTML:#{message_id(key)}"),
+                     ChatForm(hx_swap_oob="true"))
 
     async def ensure_ready(self, key: str) -> None:
         """Wait for a model that is loading; give up within seconds on one that is down."""

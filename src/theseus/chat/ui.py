@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fasthtml.common import (A, Article, Aside, Button, Details, Div, Form, Header, Input, Li, NotStr, P,
+from fasthtml.common import (A, Article, Aside, Button, Details, Div, Footer, Form, Header, Input, Li, NotStr, P,
                              Small, Span, Strong, Summary, Textarea, Ul)
 
 from ..markup import render_markdown
@@ -22,13 +22,13 @@ def body_id(key) -> str:
     return f"message-{key}-body"
 
 
-def ChatMessage(message: dict, *, key=None, streaming: bool = False, **attrs):
-    """One message: markdown rendered on the server and sanitized."""
+def ChatMessage(message: dict, card="", *, key=None, streaming: bool = False, **attrs):
+    """One message: markdown rendered on the server and sanitized; an action card below it."""
     key = key if key is not None else message["id"]
     who = "You" if message["role"] == "user" else "Chip"
     note = Small(" (stopped)", cls="stopped") if message.get("status") == "stopped" else ""
     return Article(Header(Strong(who), note),
-                   Div(NotStr(render_markdown(message["content"])), id=body_id(key), cls="body"),
+                   Div(NotStr(render_markdown(message["content"])), id=body_id(key), cls="body"), card,
                    id=message_id(key), cls=f"message {message['role']}{' streaming' if streaming else ''}",
                    **attrs)
 
@@ -41,6 +41,25 @@ def Appended(component):
 def StreamingBody(key: str, text: str):
     """The growing reply, rendered as markdown (and sanitized) so far."""
     return Div(NotStr(render_markdown(text)), id=body_id(key), cls="body", hx_swap_oob="true")
+
+
+def UndoCard(event_id: int, **attrs):
+    """Under a change Chip made: undo it."""
+    return Footer(Button("Undo", hx_post=f"/chat/undo/{event_id}", hx_swap="none", cls="outline secondary"),
+                  id=f"undo-{event_id}", cls="action-card", **attrs)
+
+
+def ConfirmCard(token: str, label: str, **attrs):
+    """Under a destructive command Chip proposed: nothing happens until the user clicks."""
+    return Footer(Button(label[:1].upper() + label[1:], hx_post=f"/chat/confirm/{token}", hx_swap="none",
+                         cls="confirm"),
+                  Button("Cancel", hx_post=f"/chat/cancel/{token}", hx_swap="none", cls="outline secondary"),
+                  id=f"proposal-{token}", cls="action-card confirm-card", **attrs)
+
+
+def CardResult(card_id: str, text: str):
+    """What replaces a card once it was used."""
+    return Footer(Small(text), id=card_id, cls="action-card done", hx_swap_oob="true")
 
 
 def Notice(text: str, kind: str = "error", **attrs):

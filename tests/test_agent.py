@@ -1,0 +1,161 @@
+"""Chip acts: schemas from the registry, slash commands, modes, confirmation, undo, refusals (scripted model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.test_chat import FINAL, socket  # noqa: F401  (the socket fixture)
+from theseus.chat.commands import examples, narrowed_schema, system_text
+
+HX = {"HX-Request": "true"}
+pytestmark = pytest.mark.timeout(30)
+
+
+def tasks(runtime):
+    return runtime.db.query("SELECT id, name, done FROM tasks ORDER BY priority, id")
+
+
+def add(runtime, *names):
+    return [runtime.registry.execute("tasks.insert", {"name": n}).value["id"] for n in names]
+
+
+def test_schemas_are_generated_from_the_registry_and_narrowed_to_the_state(runtime):
+    add(runtime, "wash the car", "buy milk")
+    rows = runtime.plugins["tasks"].rows()
+    toggle = narrowed_schema(runtime.registry.get("tasks.toggle"), rows)
+    assert toggle["properties"]["id"] == {"type": "integer", "enum": [1, 2]}
+    update = narrowed_schema(runtime.registry.get("tasks.update"), rows)
+    assert update["required"] == ["id", "name"] and update["properties"]["name"]["maxLength"] == 200
+    sort = narrowed_schema(runtime.registry.get("tasks.sort"), rows)["properties"]["ids"]
+    assert sort["items"]["enum"] == [1, 2] and sort["minItems"] == sort["maxItems"] == 2
+
+
+def test_the_prompt_documents_operations_with_real_ids_and_quotes_names_as_data(runtime):
+    add(runtime, "wash the car", 'say "hi" <b>')
+    app = runtime.plugins["tasks"]
+    rows = app.rows()
+    ops = {n.split(".")[1]: op for n, op in runtime.registry.operations.items() if n.startswith("tasks.")}
+    text = system_text(app, ops, rows)
+    assert "- toggle: Mark the task with this id done" in text and "- none:" in text
+    assert '{"id": 2, "name": "say \\"hi\\" <b>", "done": false}' in text
+    assert "<id>" not in text and "ID" not in text.replace("JSON", "")
+    shots = examples(app, rows)
+    assert ("wash the car is done", "toggle", {"id": 1}) in shots
+    assert all("<" not in request for request, _, _ in shots if "say" not in request)
+
+
+def test_chip_inserts_live_and_offers_undo(socket, runtime, backend):
+    backend.commands = [{"operation": "insert"}, {"name": "buy oat milk"}]
+    tab = socket()
+    tab.send(action="send", message="add a task to buy oat milk")
+    final = tab.until(FINAL)
+    assert "Added task 'buy oat milk' (#1)." in final and 'hx-post="/chat/undo/' in final
+    event = runtime.db.query("SELECT actor, operation FROM events ORDER BY id DESC LIMIT 1")[0]
+    assert event == {"actor": "llm", "operation": "tasks.insert"}
+    assert backend.schemas[0]["properties"]["operation"]["enum"] == [
+        "delete", "insert", "list", "sort", "toggle", "update", "none"]
+
+
+def test_a_destructive_command_waits_for_a_click(socket, client, runtime, backend):
+    add(runtime, "old junk")
+    backend.commands = [{"operation": "delete"}, {"id": 1}]
+    tab = socket()
+    tab.send(action="send", message="delete it")
+    final = tab.until(FINAL)
+    assert "Shall I delete task 'old junk' (#1)? Please confirm." in final
+    token = final.split('hx-post="/chat/confirm/')[1].split('"')[0]
+    assert len(tasks(runtime)) == 1  # nothing deleted yet
+    response = client.post(f"/chat/confirm/{token}", headers=HX)
+    assert response.status_code == 200 and 'hx-swap-oob="delete"' in response.text
+    assert tasks(runtime) == [] and "Confirmed: Deleted task 'old junk' (#1)." in tab.until("Confirmed")
+    assert runtime.db.value("SELECT actor FROM events ORDER BY id DESC LIMIT 1") == "llm"
+    assert client.post(f"/chat/confirm/{token}", headers=HX).status_code == 410  # only once
+
+
+def test_a_cancelled_proposal_changes_nothing(socket, client, runtime, backend):
+    add(runtime, "keep me")
+    backend.commands = [{"operation": "delete"}, {"id": 1}]
+    tab = socket()
+    tab.send(action="send", message="remove keep me")
+    token = tab.until(FINAL).split('hx-post="/chat/cancel/')[1].split('"')[0]
+    assert client.post(f"/chat/cancel/{token}", headers=HX).status_code == 204
+    assert "Cancelled: nothing was changed" in tab.until("Cancelled")
+    assert len(tasks(runtime)) == 1
+
+
+def test_an_invalid_command_is_explained_and_a_repeat_refused(socket, runtime, backend):
+    add(runtime, "a")
+    backend.commands = [{"operation": "toggle"}, {"id": 99},
+                        {"operation": "insert"}, {"name": "twice"}, {"operation": "insert"}, {"name": "twice"}]
+    tab = socket()
+    tab.send(action="send", message="check off 99")
+    assert "I couldn't do that: There is no task #99 in the current profile." in tab.until(FINAL)
+    tab.send(action="send", message="add twice")
+    assert "Added task 'twice'" in tab.until(FINAL)
+    tab.send(action="send", message="add twice")
+    assert "I just did exactly that" in tab.until(FINAL)
+    assert [t["name"] for t in tasks(runtime)] == ["a", "twice"]
+
+
+def test_the_undo_button_reverts_chips_change_in_every_tab(socket, client, runtime, backend):
+    backend.commands = [{"operation": "insert"}, {"name": "regret"}]
+    tab = socket()
+    tab.send(action="send", message="add regret")
+    event_id = int(tab.until(FINAL).split('hx-post="/chat/undo/')[1].split('"')[0])
+    response = client.post(f"/chat/undo/{event_id}", headers=HX)
+    assert response.status_code == 200 and 'hx-swap-oob="delete"' in response.text
+    assert tasks(runtime) == [] and "Undid: Added task 'regret' (#1)." in tab.until("Undid")
+    assert client.post(f"/chat/undo/{event_id}", headers=HX).status_code == 400
+
+
+@pytest.mark.parametrize("message, reply, state", [
+    ("/add buy bread", "Added task 'buy bread' (#2)", ["x", "buy bread"]),
+    ("/done 1", "Marked task 'x' (#1) done", ["x"]),
+    ("/done #1", "Marked task 'x' (#1) done", ["x"]),
+    ("/done nine", "'id' must be a whole number", ["x"]),
+    ("/list", "#1 x", ["x"]),
+    ("/help", "/add NAME", ["x"]),
+    ("/frobnicate", "Commands that need no model", ["x"]),
+])
+def test_slash_commands_need_no_model(socket, runtime, backend, message, reply, state):
+    add(runtime, "x")
+    tab = socket()
+    tab.send(action="send", message=message)
+    assert reply in tab.until(FINAL)
+    assert [t["name"] for t in tasks(runtime)] == state
+    assert backend.prompts == []  # the model was never asked
+
+
+def test_slash_undo_reverts_chips_last_change(socket, runtime, backend):
+    backend.commands = [{"operation": "insert"}, {"name": "oops"}]
+    tab = socket()
+    tab.send(action="send", message="add oops")
+    tab.until(FINAL)
+    tab.send(action="send", message="/undo")
+    assert "Undid: Added task 'oops' (#1)" in tab.until(FINAL)
+    assert tasks(runtime) == []
+
+
+def test_chat_mode_never_acts_and_command_mode_always_does(socket, runtime, backend):
+    tab = socket()
+    tab.send(action="send", message="/chat")
+    assert "Mode: <strong>chat</strong>" in tab.until(FINAL)
+    backend.commands = [{"operation": "insert"}, {"name": "should not happen"}]
+    tab.send(action="send", message="add something")
+    tab.until(FINAL)
+    assert tasks(runtime) == [] and backend.schemas == []
+    tab.send(action="send", message="/command add milk please")
+    assert "Added task 'should not happen'" in tab.until(FINAL)
+    assert "none" not in backend.schemas[0]["properties"]["operation"]["enum"]
+    tab.send(action="send", message="/auto")
+    assert "Mode: <strong>auto</strong>" in tab.until(FINAL)
+    assert runtime.db.store["chat_mode"] == "auto"
+
+
+def test_a_list_command_answers_with_the_data(socket, runtime, backend):
+    add(runtime, "alpha", "be*ta")
+    backend.commands = [{"operation": "list"}]
+    tab = socket()
+    tab.send(action="send", message="what's on my list?")
+    final = tab.until(FINAL)
+    assert "#1 alpha" in final and "be*ta" in final and "<em>" not in final
