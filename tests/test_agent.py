@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.test_chat import FINAL, socket  # noqa: F401  (the socket fixture)
-from theseus.chat.commands import examples, narrowed_schema, system_text
+from theseus.chat.commands import decoded_args, decoder_schema, examples, narrowed_schema, system_text
 
 HX = {"HX-Request": "true"}
 pytestmark = pytest.mark.timeout(30)
@@ -22,6 +22,10 @@ def add(runtime, *names):
 def test_schemas_are_generated_from_the_registry_and_narrowed_to_the_state(runtime):
     add(runtime, "wash the car", "buy milk")
     rows = runtime.plugins["tasks"].rows()
+    picked = decoder_schema(runtime.registry.get("tasks.toggle"), rows)
+    assert picked["properties"] == {"task": {"type": "string", "enum": [
+        "wash the car (#1)", "#1 wash the car", "buy milk (#2)", "#2 buy milk"]}}
+    assert decoded_args({"task": "buy milk (#2)"}, rows) == {"id": 2}
     toggle = narrowed_schema(runtime.registry.get("tasks.toggle"), rows)
     assert toggle["properties"]["id"] == {"type": "integer", "enum": [1, 2]}
     update = narrowed_schema(runtime.registry.get("tasks.update"), rows)
@@ -34,31 +38,31 @@ def test_the_prompt_documents_operations_with_real_ids_and_quotes_names_as_data(
     add(runtime, "wash the car", 'say "hi" <b>')
     app = runtime.plugins["tasks"]
     rows = app.rows()
-    ops = {n.split(".")[1]: op for n, op in runtime.registry.operations.items() if n.startswith("tasks.")}
+    ops = {op.verb: op for n, op in runtime.registry.operations.items() if n.startswith("tasks.")}
     text = system_text(app, ops, rows)
-    assert "- toggle: Mark the task with this id done" in text and "- none:" in text
+    assert "- done: Mark the task with this id done" in text and "- chat:" in text
     assert '{"id": 2, "name": "say \\"hi\\" <b>", "done": false}' in text
     assert "<id>" not in text and "ID" not in text.replace("JSON", "")
     shots = examples(app, rows)
-    assert ("wash the car is done", "toggle", {"id": 1}) in shots
+    assert ("I finished wash the car", "done", {"task": "wash the car (#1)"}) in shots
     assert all("<" not in request for request, _, _ in shots if "say" not in request)
 
 
 def test_chip_inserts_live_and_offers_undo(socket, runtime, backend):
-    backend.commands = [{"operation": "insert"}, {"name": "buy oat milk"}]
+    backend.commands = [{"command": "add"}, {"name": "buy oat milk"}]
     tab = socket()
     tab.send(action="send", message="add a task to buy oat milk")
     final = tab.until(FINAL)
     assert "Added task 'buy oat milk' (#1)." in final and 'hx-post="/chat/undo/' in final
     event = runtime.db.query("SELECT actor, operation FROM events ORDER BY id DESC LIMIT 1")[0]
     assert event == {"actor": "llm", "operation": "tasks.insert"}
-    assert backend.schemas[0]["properties"]["operation"]["enum"] == [
-        "delete", "insert", "list", "sort", "toggle", "update", "none"]
+    assert backend.schemas[0]["properties"]["command"]["enum"] == [
+        "delete", "add", "show", "reorder", "done", "rename", "chat"]
 
 
 def test_a_destructive_command_waits_for_a_click(socket, client, runtime, backend):
     add(runtime, "old junk")
-    backend.commands = [{"operation": "delete"}, {"id": 1}]
+    backend.commands = [{"command": "delete"}, {"task": "old junk (#1)"}]
     tab = socket()
     tab.send(action="send", message="delete it")
     final = tab.until(FINAL)
@@ -74,7 +78,7 @@ def test_a_destructive_command_waits_for_a_click(socket, client, runtime, backen
 
 def test_a_cancelled_proposal_changes_nothing(socket, client, runtime, backend):
     add(runtime, "keep me")
-    backend.commands = [{"operation": "delete"}, {"id": 1}]
+    backend.commands = [{"command": "delete"}, {"task": "keep me (#1)"}]
     tab = socket()
     tab.send(action="send", message="remove keep me")
     token = tab.until(FINAL).split('hx-post="/chat/cancel/')[1].split('"')[0]
@@ -85,11 +89,11 @@ def test_a_cancelled_proposal_changes_nothing(socket, client, runtime, backend):
 
 def test_an_invalid_command_is_explained_and_a_repeat_refused(socket, runtime, backend):
     add(runtime, "a")
-    backend.commands = [{"operation": "toggle"}, {"id": 99},
-                        {"operation": "insert"}, {"name": "twice"}, {"operation": "insert"}, {"name": "twice"}]
+    backend.commands = [{"command": "reorder"}, {"ids": [1, 1]},
+                        {"command": "add"}, {"name": "twice"}, {"command": "add"}, {"name": "twice"}]
     tab = socket()
-    tab.send(action="send", message="check off 99")
-    assert "I couldn't do that: There is no task #99 in the current profile." in tab.until(FINAL)
+    tab.send(action="send", message="put a twice")
+    assert "I couldn't do that: The new order lists a task twice." in tab.until(FINAL)
     tab.send(action="send", message="add twice")
     assert "Added task 'twice'" in tab.until(FINAL)
     tab.send(action="send", message="add twice")
@@ -98,7 +102,7 @@ def test_an_invalid_command_is_explained_and_a_repeat_refused(socket, runtime, b
 
 
 def test_the_undo_button_reverts_chips_change_in_every_tab(socket, client, runtime, backend):
-    backend.commands = [{"operation": "insert"}, {"name": "regret"}]
+    backend.commands = [{"command": "add"}, {"name": "regret"}]
     tab = socket()
     tab.send(action="send", message="add regret")
     event_id = int(tab.until(FINAL).split('hx-post="/chat/undo/')[1].split('"')[0])
@@ -127,7 +131,7 @@ def test_slash_commands_need_no_model(socket, runtime, backend, message, reply, 
 
 
 def test_slash_undo_reverts_chips_last_change(socket, runtime, backend):
-    backend.commands = [{"operation": "insert"}, {"name": "oops"}]
+    backend.commands = [{"command": "add"}, {"name": "oops"}]
     tab = socket()
     tab.send(action="send", message="add oops")
     tab.until(FINAL)
@@ -140,13 +144,13 @@ def test_chat_mode_never_acts_and_command_mode_always_does(socket, runtime, back
     tab = socket()
     tab.send(action="send", message="/chat")
     assert "Mode: <strong>chat</strong>" in tab.until(FINAL)
-    backend.commands = [{"operation": "insert"}, {"name": "should not happen"}]
+    backend.commands = [{"command": "add"}, {"name": "should not happen"}]
     tab.send(action="send", message="add something")
     tab.until(FINAL)
     assert tasks(runtime) == [] and backend.schemas == []
     tab.send(action="send", message="/command add milk please")
     assert "Added task 'should not happen'" in tab.until(FINAL)
-    assert "none" not in backend.schemas[0]["properties"]["operation"]["enum"]
+    assert "chat" not in backend.schemas[0]["properties"]["command"]["enum"]
     tab.send(action="send", message="/auto")
     assert "Mode: <strong>auto</strong>" in tab.until(FINAL)
     assert runtime.db.store["chat_mode"] == "auto"
@@ -154,8 +158,32 @@ def test_chat_mode_never_acts_and_command_mode_always_does(socket, runtime, back
 
 def test_a_list_command_answers_with_the_data(socket, runtime, backend):
     add(runtime, "alpha", "be*ta")
-    backend.commands = [{"operation": "list"}]
+    backend.commands = [{"command": "show"}]
     tab = socket()
     tab.send(action="send", message="what's on my list?")
     final = tab.until(FINAL)
     assert "#1 alpha" in final and "be*ta" in final and "<em>" not in final
+
+
+@pytest.mark.parametrize("message, expected", [
+    ("check off 25", [25]),
+    ("delete #3", [3]),
+    ("faucet's fixed 🎉", [6]),
+    ("the car is washed", [7]),
+    ("take out the trash", [3, 25, 6, 7]),  # no signal: every row stays a candidate
+    ("call mom at 5", [3, 25, 6, 7]),
+])
+def test_candidates_narrow_the_rows_a_message_can_mean(message, expected):
+    from theseus.chat.commands import candidates
+    rows = [{"id": 3, "name": "pay electricity bill"}, {"id": 25, "name": "cancel gym membership"},
+            {"id": 6, "name": "fix the leaky faucet"}, {"id": 7, "name": "wash the car"}]
+    assert [r["id"] for r in candidates(message, rows)] == expected
+
+
+def test_one_candidate_needs_no_second_question(socket, runtime, backend):
+    add(runtime, "wash the car", "buy milk")
+    backend.commands = [{"command": "done"}]  # the model is asked only which operation
+    tab = socket()
+    tab.send(action="send", message="the car is washed")
+    assert "Marked task 'wash the car' (#1) done" in tab.until(FINAL)
+    assert len(backend.schemas) == 1

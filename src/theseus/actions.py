@@ -219,11 +219,14 @@ class Outcome:
         return "".join(to_xml(f) for f in self.fragments)
 
 
-def operation(*, target: str, destructive: bool = False, name: str | None = None):
-    """Mark a plugin method as an operation; the registry picks it up when the plugin loads."""
+def operation(*, target: str, destructive: bool = False, name: str | None = None, verb: str | None = None):
+    """Mark a plugin method as an operation; the registry picks it up when the plugin loads.
+
+    `verb` is the plain word a person would use for it ("add", "done"); Chip's decoder offers it.
+    """
     def mark(func: Callable) -> Callable:
         func.__operation__ = {"target": target, "destructive": destructive,
-                              "name": name or func.__name__}
+                              "name": name or func.__name__, "verb": verb or name or func.__name__}
         return func
     return mark
 
@@ -239,6 +242,7 @@ class Operation:
     params: tuple[Param, ...]
     handler: Callable
     plugin: Any
+    verb: str = ""
 
     def validate(self, args: dict) -> dict:
         """Arguments checked and converted to their types; OperationError names what is wrong."""
@@ -283,7 +287,7 @@ def operations_of(plugin) -> list[Operation]:
         description = (inspect.getdoc(handler) or "").strip().splitlines() or [""]
         description = description[0].replace("{items}", f"{item}s").replace("{item}", item)
         found.append(Operation(f"{plugin.name}.{meta['name']}", description, meta["target"] or item,
-                               meta["destructive"], params, handler, plugin))
+                               meta["destructive"], params, handler, plugin, meta["verb"]))
     return found
 
 

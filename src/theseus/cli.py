@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
     chat.add_argument("--conversation", type=int, metavar="ID", help="continue this conversation (default: current)")
     chat.add_argument("--llm", help="backend spec for this turn (default THESEUS_LLM or embedded)")
+    evaluate = commands.add_parser("eval", help="measure Chip: eval commands FILE.jsonl")
+    evaluate.add_argument("kind", choices=["commands"], help="what to evaluate")
+    evaluate.add_argument("file", type=Path, help="JSONL cases (see evals/commands.jsonl)")
+    evaluate.add_argument("--llm", help="backend spec (default THESEUS_LLM or embedded)")
+    evaluate.add_argument("--data", help="data directory (only its models are used; cases run in scratch databases)")
     models = commands.add_parser("models", help="show the LLM backend, its model and whether it is ready")
     models.add_argument("--setup", action="store_true",
                         help="assemble and verify the default embedded model now (once; later runs are instant)")
@@ -53,7 +58,34 @@ def main(argv: list[str] | None = None) -> int:
         return models_command(config, setup=args.setup)
     if args.command == "chat":
         return asyncio.run(chat_command(config, args.message, args.conversation))
+    if args.command == "eval":
+        return asyncio.run(eval_command(config, args.file))
     return 0
+
+
+async def eval_command(config: Config, path: Path) -> int:
+    """Run an eval file against the configured backend; 1 if the file or the backend is unusable."""
+    from .evals import load_cases, run_commands_eval
+    from .llm.base import BackendError
+    from .llm.spec import make_backend
+    from .logs import setup_logging
+
+    try:
+        cases = load_cases(path)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    setup_logging(config.data_dir / "eval.log", console=False)
+    backend = make_backend(config)
+    try:
+        await backend.wait_ready(120)
+        await run_commands_eval(cases, backend)
+        return 0
+    except BackendError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        await backend.close()
 
 
 async def chat_command(config: Config, message: str, conversation_id: int | None) -> int:

@@ -100,20 +100,20 @@ class BaseApp(Plugin):
         return f"{self.item} '{row['name']}' (#{row['id']})"
 
     # ---- operations every list app has ----
-    @operation(target="", name="list")
+    @operation(target="", name="list", verb="show")
     def list_items(self, ctx) -> Result:
         """List all {items} with their ids."""
         rows = self.rows(ctx.profile_id)
         return Result(f"{len(rows)} {self.item}{'' if len(rows) == 1 else 's'}", rows)
 
-    @operation(target="", destructive=True)
+    @operation(target="", destructive=True, verb="delete")
     def delete(self, ctx, id: int) -> Result:
         """Delete one {item} by its id."""
         row = self.find(ctx, id)
         ctx.delete(self.table, id)
         return Result(f"Deleted {self.label(row)}", row)
 
-    @operation(target="")
+    @operation(target="", verb="reorder")
     def sort(self, ctx, ids: list[int]) -> Result:
         """Reorder {items}: ids in their new order (unlisted ones keep their order after them)."""
         if len(set(ids)) != len(ids):

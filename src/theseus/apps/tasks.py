@@ -22,19 +22,19 @@ class Tasks(BaseApp):
     item = "task"
     per_profile = True
 
-    @operation(target="task")
+    @operation(target="task", verb="add")
     def insert(self, ctx, name: TaskName) -> Result:
         """Add a new task with this name to the current profile."""
         row = self.insert_item(ctx, name=name)
         return Result(f"Added {self.label(row)}", row)
 
-    @operation(target="task")
+    @operation(target="task", verb="rename")
     def update(self, ctx, id: int, name: TaskName) -> Result:
         """Rename the task with this id."""
         before, after = self.update_item(ctx, id, name=name)
         return Result(f"Renamed task #{id} from '{before['name']}' to '{after['name']}'", after)
 
-    @operation(target="task")
+    @operation(target="task", verb="done")
     def toggle(self, ctx, id: int) -> Result:
         """Mark the task with this id done, or not done again if it already is."""
         task = self.find(ctx, id)

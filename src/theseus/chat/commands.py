@@ -12,12 +12,14 @@ names are quoted as JSON data. Nothing is scraped out of free prose.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from ..actions import Operation
 from ..llm.base import Backend
 
 NONE = "none"
+CHAT = "chat"  # how "none" is offered to the model: a word it reads as "just talk"
 NAME_LIMIT = 200  # a name Chip writes is shorter than what a person may type
 STATE_ROWS = 30
 WHEN_NONE = ("the message asks no change to the list: greetings, thanks, questions about anything, "
@@ -43,9 +45,9 @@ def act_on(runtime):
 
 
 def operations(runtime, app) -> dict[str, Operation]:
-    """The app's operations by short name (insert, toggle, ...)."""
+    """The app's operations by the verb a person would use ("add", "done", ...)."""
     prefix = f"{app.name}."
-    return {name[len(prefix):]: op for name, op in runtime.registry.operations.items() if name.startswith(prefix)}
+    return {op.verb: op for name, op in runtime.registry.operations.items() if name.startswith(prefix)}
 
 
 def state_text(app, rows: list[dict]) -> str:
@@ -72,38 +74,97 @@ def narrowed_schema(op: Operation, rows: list[dict]) -> dict:
     return schema
 
 
+def row_label(row: dict) -> str:
+    """How the decoder names a row: its name and id, e.g. 'wash the car (#7)'."""
+    return f"{row['name']} (#{row['id']})"
+
+
+def row_labels(row: dict) -> list[str]:
+    """Both ways to pick a row: by name first ('wash the car (#7)') or by id first ('#7 wash the car')."""
+    return [row_label(row), f"#{row['id']} {row['name']}"]
+
+
+def decoder_schema(op: Operation, rows: list[dict]) -> dict:
+    """The schema the model fills: like the operation's, but a row is picked by its label, not a bare id."""
+    schema = narrowed_schema(op, rows)
+    if "id" in schema["properties"] and rows:
+        schema["properties"] = {"task": {"type": "string", "enum": [label for r in rows for label in row_labels(r)]},
+                                **{k: v for k, v in schema["properties"].items() if k != "id"}}
+        schema["required"] = list(schema["properties"])
+    return schema
+
+
+COMMON_WORDS = {"the", "and", "for", "with", "this", "that", "task", "tasks", "done", "mark", "check", "delete",
+                "remove", "add", "list", "off", "from", "into", "please", "can", "you", "just", "now", "all", "not",
+                "have", "has", "was", "are", "its", "it's", "my", "your", "item", "thing", "one"}
+
+
+def words(text: str) -> set[str]:
+    """Lower-case word stems (first five letters) and numbers, for matching a message to rows."""
+    return {w[:5] for w in re.findall(r"[^\W_]+", text.lower())
+            if (len(w) > 2 and w not in COMMON_WORDS) or w.isdigit()}
+
+
+def candidates(request: str, rows: list[dict]) -> list[dict]:
+    """The rows a message most plausibly means: those it names by #id, else those sharing most words.
+
+    Narrowing the choice to them is candidate scoring before decoding; with no signal, all rows stay.
+    """
+    mentioned = {int(n) for n in re.findall(r"#?\b(\d+)\b", request)}
+    by_id = [r for r in rows if r["id"] in mentioned and str(r["id"]) not in r["name"]]
+    if by_id:
+        return by_id
+    said = words(request)
+    scores = [(len(said & words(r["name"])), r) for r in rows]
+    best = max((score for score, _ in scores), default=0)
+    return [r for score, r in scores if score == best] if best else rows
+
+
+def decoded_args(answer: dict, rows: list[dict]) -> dict:
+    """The operation's arguments from the model's answer (a picked label becomes its id)."""
+    if "task" in answer:
+        label = answer.pop("task")
+        answer = {"id": next(r["id"] for r in rows if label in row_labels(r)), **answer}
+    return answer
+
+
 def examples(app, rows: list[dict]) -> list[tuple[str, str, dict]]:
-    """(request, operation, arguments) examples with the real ids and names of the current state."""
-    item = app.item
-    first = rows[0] if rows else {"id": 7, "name": "wash the car"}
-    last = rows[-1] if rows else first
-    found = [
-        ("remind me to buy oat milk", "insert", {"name": "buy oat milk"}),
-        (f"add a {item}: call the dentist", "insert", {"name": "call the dentist"}),
-        (f"{first['name']} is done", "toggle", {"id": first["id"]}),
-        (f"check off #{last['id']}", "toggle", {"id": last["id"]}),
-        (f"rename {first['name']} to {first['name']} today", "update", {"id": first["id"],
-                                                                       "name": f"{first['name']} today"}),
-        (f"delete the {item} {last['name']}", "delete", {"id": last["id"]}),
-        ("what is on my list?", "list", {}),
-        (f"move {last['name']} to the top", "sort",
-         {"ids": [last["id"]] + [r["id"] for r in rows if r["id"] != last["id"]]}),
-        ("thanks, that's all for now", NONE, {}),
-        (f"how do I add a {item}?", NONE, {}),
+    """(message, verb, answer) examples built on the real rows of the current state."""
+    first = rows[0] if rows else None
+    last = rows[-1] if rows else None
+    others = [r["id"] for r in rows[1:-1]] if len(rows) > 1 else []
+    found = [  # the few "none" examples first: the model leans towards the examples it saw last
+        ("thanks, that's all for now", CHAT, {}),
+        (f"how do I add a {app.item}?", CHAT, {}),
+        ("what is on my list?", "show", {}),
+        ("remind me to buy oat milk", "add", {"name": "buy oat milk"}),
+        ("I need to renew my passport", "add", {"name": "renew my passport"}),
     ]
-    return [e for e in found if rows or e[1] in ("insert", "list", NONE)]
+    if rows:
+        found += [
+            (f"I finished {first['name']}", "done", {"task": row_label(first)}),
+            (f"#{last['id']} is done ✅", "done", {"task": f"#{last['id']} {last['name']}"}),
+            (f"rename {first['name']} to: call the bank", "rename",
+             {"task": row_label(first), "name": "call the bank"}),
+            (f"delete #{first['id']}", "delete", {"task": f"#{first['id']} {first['name']}"}),
+            (f"get rid of {last['name']}", "delete", {"task": row_label(last)}),
+            (f"move {last['name']} to the top", "reorder", {"ids": [last["id"]] + others + [first["id"]]}
+             if len(rows) > 1 else {"ids": [last["id"]]}),
+            (f"move {first['name']} to the bottom", "reorder", {"ids": others + [last["id"], first["id"]]}
+             if len(rows) > 1 else {"ids": [first["id"]]}),
+        ]
+    found.append(("don't let me forget the dentist appointment", "add", {"name": "dentist appointment"}))
+    return found
 
 
-def operation_guide(app, ops: dict[str, Operation]) -> str:
-    lines = [f"- {name}: {op.description}" for name, op in ops.items()]
-    return "\n".join(lines + [f"- {NONE}: {WHEN_NONE}."])
+def operation_guide(ops: dict[str, Operation]) -> str:
+    lines = [f"- {verb}: {op.description}" for verb, op in ops.items()]
+    return "\n".join(lines + [f"- {CHAT}: {WHEN_NONE}."])
 
 
 def system_text(app, ops: dict[str, Operation], rows: list[dict]) -> str:
     return (f"You turn the user's message into one command for the {app.display_name} app, as JSON.\n"
-            f"Operations:\n{operation_guide(app, ops)}\n\n"
-            f"Ids are the numbers in the \"id\" field of the {app.item}s below; use only those.\n"
-            f"{state_text(app, rows)}")
+            f"Commands:\n{operation_guide(ops)}\n\n{state_text(app, rows)}")
 
 
 def request_text(request: str, recent: str) -> str:
@@ -124,23 +185,26 @@ async def decode_command(runtime, backend: Backend, request: str, *, recent: str
     app = act_on(runtime)
     ops = operations(runtime, app)
     rows = app.rows(limit=STATE_ROWS)
-    shots = examples(app, rows)
+    shots = [s for s in examples(app, rows) if s[1] in ops or s[1] == CHAT]
     system = {"role": "system", "content": system_text(app, ops, rows)}
-    choices = [name for name in ops] + ([] if must_act else [NONE])
-    choice_schema = {"type": "object", "properties": {"operation": {"type": "string", "enum": choices}},
-                     "required": ["operation"]}
-    messages = [system, *few_shot([(r, json.dumps({"operation": o})) for r, o, _ in shots if o in choices]),
+    choices = list(ops) + ([] if must_act else [CHAT])
+    choice_schema = {"type": "object", "properties": {"command": {"type": "string", "enum": choices}},
+                     "required": ["command"]}
+    messages = [system, *few_shot([(r, json.dumps({"command": v})) for r, v, _ in shots if v in choices]),
                 {"role": "user", "content": request_text(request, recent)}]
-    chosen = json.loads(await backend.complete_json(messages, choice_schema, max_tokens=24))["operation"]
-    if chosen == NONE:
+    chosen = json.loads(await backend.complete_json(messages, choice_schema, max_tokens=24))["command"]
+    if chosen == CHAT:
         return Command(NONE)
     op = ops[chosen]
     if not op.params:
         return Command(op.name)
-    messages = [system, *few_shot([(r, json.dumps(a, ensure_ascii=False)) for r, o, a in shots if o == chosen]),
-                {"role": "user", "content": request_text(request, recent) + f"\nOperation: {chosen}"}]
-    args = json.loads(await backend.complete_json(messages, narrowed_schema(op, rows), max_tokens=120))
-    return Command(op.name, args)
+    schema = decoder_schema(op, rows if "ids" in op.schema()["properties"] else candidates(request, rows))
+    if list(schema["properties"]) == ["task"] and len(schema["properties"]["task"]["enum"]) == 2:
+        return Command(op.name, decoded_args({"task": schema["properties"]["task"]["enum"][0]}, rows))
+    messages = [system, *few_shot([(r, json.dumps(a, ensure_ascii=False)) for r, v, a in shots if v == chosen]),
+                {"role": "user", "content": request_text(request, recent) + f"\nCommand: {chosen}"}]
+    answer = json.loads(await backend.complete_json(messages, schema, max_tokens=120))
+    return Command(op.name, decoded_args(answer, rows))
 
 
 def validate(runtime, command: Command) -> dict:

@@ -103,7 +103,7 @@ def add_chat_routes(app, chat: Chat) -> None:
     @app.post("/chat/confirm/{token}")
     async def confirm(token: str):
         proposal, outcome = await chat.agent.confirm(token)
-        chat.publish(CardResult(f"proposal-{token}", f"Confirmed: {outcome.message}."))
+        chat.publish(CardResult(f"proposal-{token}", f"Confirmed: {outcome.message}.", undo=outcome.event_id))
         return HTMLResponse(outcome.html)
 
     @app.post("/chat/cancel/{token}")

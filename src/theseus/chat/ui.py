@@ -57,9 +57,10 @@ def ConfirmCard(token: str, label: str, **attrs):
                   id=f"proposal-{token}", cls="action-card confirm-card", **attrs)
 
 
-def CardResult(card_id: str, text: str):
-    """What replaces a card once it was used."""
-    return Footer(Small(text), id=card_id, cls="action-card done", hx_swap_oob="true")
+def CardResult(card_id: str, text: str, undo: int | None = None):
+    """What replaces a card once it was used (with an Undo button for a change just made)."""
+    return Footer(Small(text), UndoCard(undo) if undo else "", id=card_id, cls="action-card done",
+                  hx_swap_oob="true")
 
 
 def Notice(text: str, kind: str = "error", **attrs):
