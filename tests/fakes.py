@@ -17,7 +17,7 @@ class ScriptedBackend(Backend):
     def __init__(self, replies: list[str] | None = None, *, commands: list[dict] | None = None,
                  delay: float = 0.0, fail: Exception | None = None):
         self.replies = list(replies or ["Hello from the script."])
-        self.commands = list(commands or [])  # JSON answers to complete_json, in order; then "none"
+        self.commands = list(commands or [])  # JSON answers to complete_json, in order; then "just talk"
         self.delay, self.fail = delay, fail
         self.prompts: list[list[dict]] = []
         self.schemas: list[dict] = []
@@ -52,7 +52,7 @@ class ScriptedBackend(Backend):
         if self.fail:
             raise self.fail
         self.schemas.append(schema)
-        return json.dumps(self.commands.pop(0) if self.commands else {"operation": "none"})
+        return json.dumps(self.commands.pop(0) if self.commands else {"command": "chat"})
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)

@@ -187,3 +187,27 @@ def test_one_candidate_needs_no_second_question(socket, runtime, backend):
     tab.send(action="send", message="the car is washed")
     assert "Marked task 'wash the car' (#1) done" in tab.until(FINAL)
     assert len(backend.schemas) == 1
+
+
+def test_a_reorder_is_asked_as_one_move_and_becomes_the_new_order(runtime):
+    add(runtime, "a", "b", "c")
+    rows = runtime.plugins["tasks"].rows()
+    schema = decoder_schema(runtime.registry.get("tasks.sort"), rows)
+    assert schema["properties"]["to"] == {"type": "string", "enum": ["top", "bottom"]}
+    assert decoded_args({"task": "c (#3)", "to": "top"}, rows) == {"ids": [3, 1, 2]}
+    assert decoded_args({"task": "#1 a", "to": "bottom"}, rows) == {"ids": [2, 3, 1]}
+
+
+@pytest.mark.parametrize("answers, shown", [
+    ([{"verb": "add"}], "did not fit the command schema"),
+    ([{"command": "launch"}], "which is not one of"),
+    ([{"command": "done"}, {"task": "no such row"}], "did not fit the schema"),
+])
+def test_a_model_answer_outside_the_schema_is_a_clear_failure(socket, runtime, backend, answers, shown):
+    add(runtime, "a", "b")
+    backend.commands = answers
+    tab = socket()
+    tab.send(action="send", message="do something")
+    notice = tab.until("chat-notice")
+    assert "Chip can't answer right now" in notice and shown in notice and 'data-streaming="false"' in notice
+    assert [t["name"] for t in tasks(runtime)] == ["a", "b"]

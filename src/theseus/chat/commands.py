@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..actions import Operation
-from ..llm.base import Backend
+from ..llm.base import Backend, BackendError
 
 NONE = "none"
 CHAT = "chat"  # how "none" is offered to the model: a word it reads as "just talk"
@@ -85,12 +85,17 @@ def row_labels(row: dict) -> list[str]:
 
 
 def decoder_schema(op: Operation, rows: list[dict]) -> dict:
-    """The schema the model fills: like the operation's, but a row is picked by its label, not a bare id."""
+    """The schema the model fills: like the operation's, but a row is picked by its label, not a bare id,
+    and a new order (`ids`) is asked as one move: which row goes to the top or the bottom."""
     schema = narrowed_schema(op, rows)
-    if "id" in schema["properties"] and rows:
-        schema["properties"] = {"task": {"type": "string", "enum": [label for r in rows for label in row_labels(r)]},
-                                **{k: v for k, v in schema["properties"].items() if k != "id"}}
-        schema["required"] = list(schema["properties"])
+    if not rows or not {"id", "ids"} & set(schema["properties"]):
+        return schema
+    picked = {"task": {"type": "string", "enum": [label for r in rows for label in row_labels(r)]}}
+    if "ids" in schema["properties"]:
+        picked["to"] = {"type": "string", "enum": ["top", "bottom"]}
+    rest = {k: v for k, v in schema["properties"].items() if k not in ("id", "ids")}
+    schema["properties"] = {**picked, **rest}
+    schema["required"] = list(schema["properties"])
     return schema
 
 
@@ -100,9 +105,13 @@ COMMON_WORDS = {"the", "and", "for", "with", "this", "that", "task", "tasks", "d
 
 
 def words(text: str) -> set[str]:
-    """Lower-case word stems (first five letters) and numbers, for matching a message to rows."""
-    return {w[:5] for w in re.findall(r"[^\W_]+", text.lower())
-            if (len(w) > 2 and w not in COMMON_WORDS) or w.isdigit()}
+    """The lower-case words and numbers of a text that can name a row (common words left out)."""
+    return {w for w in re.findall(r"[^\W_]+", text.lower()) if (len(w) > 2 and w not in COMMON_WORDS) or w.isdigit()}
+
+
+def shared(said: set[str], name: set[str]) -> int:
+    """How many words of a message match a row's name (one a prefix of the other: tax ~ taxes)."""
+    return sum(1 for w in said if any(w.startswith(n) or n.startswith(w) for n in name))
 
 
 def candidates(request: str, rows: list[dict]) -> list[dict]:
@@ -115,26 +124,30 @@ def candidates(request: str, rows: list[dict]) -> list[dict]:
     if by_id:
         return by_id
     said = words(request)
-    scores = [(len(said & words(r["name"])), r) for r in rows]
+    scores = [(shared(said, words(r["name"])), r) for r in rows]
     best = max((score for score, _ in scores), default=0)
     return [r for score, r in scores if score == best] if best else rows
 
 
 def decoded_args(answer: dict, rows: list[dict]) -> dict:
-    """The operation's arguments from the model's answer (a picked label becomes its id)."""
-    if "task" in answer:
-        label = answer.pop("task")
-        answer = {"id": next(r["id"] for r in rows if label in row_labels(r)), **answer}
-    return answer
+    """The operation's arguments from the model's answer (a picked label becomes its id; a move, the new order)."""
+    if "task" not in answer:
+        return answer
+    label = answer.pop("task")
+    row_id = next(r["id"] for r in rows if label in row_labels(r))
+    if "to" in answer:
+        others = [r["id"] for r in rows if r["id"] != row_id]
+        return {"ids": [row_id, *others] if answer.pop("to") == "top" else [*others, row_id]}
+    return {"id": row_id, **answer}
 
 
 def examples(app, rows: list[dict]) -> list[tuple[str, str, dict]]:
     """(message, verb, answer) examples built on the real rows of the current state."""
     first = rows[0] if rows else None
     last = rows[-1] if rows else None
-    others = [r["id"] for r in rows[1:-1]] if len(rows) > 1 else []
     found = [  # the few "none" examples first: the model leans towards the examples it saw last
         ("thanks, that's all for now", CHAT, {}),
+        ("who made you?", CHAT, {}),
         (f"how do I add a {app.item}?", CHAT, {}),
         ("what is on my list?", "show", {}),
         ("remind me to buy oat milk", "add", {"name": "buy oat milk"}),
@@ -148,10 +161,8 @@ def examples(app, rows: list[dict]) -> list[tuple[str, str, dict]]:
              {"task": row_label(first), "name": "call the bank"}),
             (f"delete #{first['id']}", "delete", {"task": f"#{first['id']} {first['name']}"}),
             (f"get rid of {last['name']}", "delete", {"task": row_label(last)}),
-            (f"move {last['name']} to the top", "reorder", {"ids": [last["id"]] + others + [first["id"]]}
-             if len(rows) > 1 else {"ids": [last["id"]]}),
-            (f"move {first['name']} to the bottom", "reorder", {"ids": others + [last["id"], first["id"]]}
-             if len(rows) > 1 else {"ids": [first["id"]]}),
+            (f"move {last['name']} to the top", "reorder", {"task": row_label(last), "to": "top"}),
+            (f"move {first['name']} to the bottom of the list", "reorder", {"task": row_label(first), "to": "bottom"}),
         ]
     found.append(("don't let me forget the dentist appointment", "add", {"name": "dentist appointment"}))
     return found
@@ -167,14 +178,18 @@ def system_text(app, ops: dict[str, Operation], rows: list[dict]) -> str:
             f"Commands:\n{operation_guide(ops)}\n\n{state_text(app, rows)}")
 
 
-def request_text(request: str, recent: str) -> str:
-    return (f"Earlier in the conversation:\n{recent}\n\n" if recent else "") + f"Message: {request}"
+def request_text(request: str, recent: str, rows: list[dict] = ()) -> str:
+    """The message for the decoder, with the rows it mentions (if any) named under it."""
+    mentioned = candidates(request, list(rows))
+    hint = (f"\n(It mentions: {', '.join(json.dumps(row_label(r), ensure_ascii=False) for r in mentioned)})"
+            if rows and len(mentioned) < len(rows) else "")
+    return (f"Earlier in the conversation:\n{recent}\n\n" if recent else "") + f"Message: {request}{hint}"
 
 
-def few_shot(pairs: list[tuple[str, str]]) -> list[dict]:
+def few_shot(pairs: list[tuple[str, str]], rows: list[dict]) -> list[dict]:
     messages = []
     for request, answer in pairs:
-        messages += [{"role": "user", "content": request_text(request, "")},
+        messages += [{"role": "user", "content": request_text(request, "", rows)},
                      {"role": "assistant", "content": answer}]
     return messages
 
@@ -190,21 +205,35 @@ async def decode_command(runtime, backend: Backend, request: str, *, recent: str
     choices = list(ops) + ([] if must_act else [CHAT])
     choice_schema = {"type": "object", "properties": {"command": {"type": "string", "enum": choices}},
                      "required": ["command"]}
-    messages = [system, *few_shot([(r, json.dumps({"command": v})) for r, v, _ in shots if v in choices]),
-                {"role": "user", "content": request_text(request, recent)}]
-    chosen = json.loads(await backend.complete_json(messages, choice_schema, max_tokens=24))["command"]
+    messages = [system, *few_shot([(r, json.dumps({"command": v})) for r, v, _ in shots if v in choices], rows),
+                {"role": "user", "content": request_text(request, recent, rows)}]
+    chosen = answer_field(await backend.complete_json(messages, choice_schema, max_tokens=24), "command", choices)
     if chosen == CHAT:
         return Command(NONE)
     op = ops[chosen]
     if not op.params:
         return Command(op.name)
-    schema = decoder_schema(op, rows if "ids" in op.schema()["properties"] else candidates(request, rows))
+    schema = decoder_schema(op, candidates(request, rows))
     if list(schema["properties"]) == ["task"] and len(schema["properties"]["task"]["enum"]) == 2:
         return Command(op.name, decoded_args({"task": schema["properties"]["task"]["enum"][0]}, rows))
-    messages = [system, *few_shot([(r, json.dumps(a, ensure_ascii=False)) for r, v, a in shots if v == chosen]),
-                {"role": "user", "content": request_text(request, recent) + f"\nCommand: {chosen}"}]
-    answer = json.loads(await backend.complete_json(messages, schema, max_tokens=120))
-    return Command(op.name, decoded_args(answer, rows))
+    messages = [system, *few_shot([(r, json.dumps(a, ensure_ascii=False)) for r, v, a in shots if v == chosen], rows),
+                {"role": "user", "content": request_text(request, recent, rows) + f"\nCommand: {chosen}"}]
+    text = await backend.complete_json(messages, schema, max_tokens=120)
+    try:
+        return Command(op.name, decoded_args(json.loads(text), rows))
+    except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
+        raise BackendError(f"The model's arguments did not fit the schema: {text[:100]!r}") from None
+
+
+def answer_field(text: str, name: str, allowed: list[str]) -> str:
+    """A field of the model's JSON answer; BackendError if the answer is not what the schema asked."""
+    try:
+        value = json.loads(text)[name]
+    except (ValueError, KeyError, TypeError):
+        raise BackendError(f"The model's answer did not fit the command schema: {text[:100]!r}") from None
+    if value not in allowed:
+        raise BackendError(f"The model chose {value!r}, which is not one of {allowed}")
+    return value
 
 
 def validate(runtime, command: Command) -> dict:

@@ -44,6 +44,12 @@ def conversation_or_404(chat: Chat, conversation_id: int) -> dict:
     return conversation
 
 
+def not_while_streaming(chat: Chat) -> None:
+    """Refuse (409) what would disturb the reply being streamed."""
+    if chat.streaming:
+        raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+
+
 def add_chat_routes(app, chat: Chat) -> None:
     app.router.add_websocket_route("/chat/ws", lambda ws: chat_socket(chat, ws))
 
@@ -53,16 +59,14 @@ def add_chat_routes(app, chat: Chat) -> None:
 
     @app.post("/chat/new")
     def new_conversation():
-        if chat.streaming:
-            raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+        not_while_streaming(chat)
         chat.conversations.switch(chat.conversations.create()["id"])
         return publish_conversation(chat)
 
     @app.post("/chat/{conversation_id}/switch")
     def switch_conversation(conversation_id: int):
         conversation_or_404(chat, conversation_id)
-        if chat.streaming:
-            raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+        not_while_streaming(chat)
         chat.conversations.switch(conversation_id)
         return publish_conversation(chat)
 
@@ -79,8 +83,7 @@ def add_chat_routes(app, chat: Chat) -> None:
     @app.post("/chat/{conversation_id}/delete")
     def delete_conversation(conversation_id: int):
         conversation_or_404(chat, conversation_id)
-        if chat.streaming:
-            raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+        not_while_streaming(chat)
         chat.conversations.delete(conversation_id)
         return publish_conversation(chat)
 
@@ -120,8 +123,7 @@ def add_chat_routes(app, chat: Chat) -> None:
 
     @app.post("/poke")
     async def poke():
-        if chat.streaming:
-            raise OperationError("Chip is still answering; wait for it, or press Stop.", 409)
+        not_while_streaming(chat)
         chat.start(chat.poke())
         return Response(status_code=204)
 

@@ -119,6 +119,11 @@ class Chat:
             self.publish(Notice(f"Chip can't answer right now: {error}", id=message_id(key), hx_swap_oob="true"),
                          ChatForm(hx_swap_oob="true"))
             raise ChatError(str(error)) from error
+        except Exception as error:  # a bug: say so in every tab and free the chat, never leave it stuck
+            logger.exception("chat: turn failed")
+            self.publish(Notice("Something went wrong while Chip was answering; the details are in server.log.",
+                                id=message_id(key), hx_swap_oob="true"), ChatForm(hx_swap_oob="true"))
+            raise ChatError(str(error)) from error
         finally:
             self.cancel = None
 
