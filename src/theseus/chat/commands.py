@@ -162,7 +162,6 @@ def examples(app, rows: list[dict]) -> list[tuple[str, str, dict]]:
             (f"delete #{first['id']}", "delete", {"task": f"#{first['id']} {first['name']}"}),
             (f"get rid of {last['name']}", "delete", {"task": row_label(last)}),
             (f"move {last['name']} to the top", "reorder", {"task": row_label(last), "to": "top"}),
-            (f"move {first['name']} to the bottom of the list", "reorder", {"task": row_label(first), "to": "bottom"}),
         ]
     found.append(("don't let me forget the dentist appointment", "add", {"name": "dentist appointment"}))
     return found
