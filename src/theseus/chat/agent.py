@@ -131,13 +131,13 @@ class Agent:
         target = app.label(row[0]) if row else op.target
         return f"{op.name.split('.')[-1]} {target}"
 
-    async def confirm(self, token: str) -> tuple[Proposal, Outcome]:
+    async def confirm(self, token: str, tab: str | None = None) -> tuple[Proposal, Outcome]:
         """Execute a proposal the user confirmed (as Chip's action); OperationError if gone or refused."""
         proposal = self.proposals.pop(token, None)
         if proposal is None:
             raise OperationError("That proposal has expired; ask Chip again.", 410)
         outcome = await asyncio.to_thread(self.runtime.registry.execute, proposal.command.operation,
-                                          proposal.command.args, "llm")
+                                          proposal.command.args, "llm", tab)
         return proposal, outcome
 
     def cancel(self, token: str) -> Proposal:

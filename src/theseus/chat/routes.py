@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..actions import NotFound, OperationError
+from ..ui import TAB_HEADER
 from .service import Chat, ChatError
 from .ui import Appended, CardResult, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus, Notice
 
@@ -104,8 +105,8 @@ def add_chat_routes(app, chat: Chat) -> None:
                         headers={"Content-Disposition": f'attachment; filename="conversation-{conversation_id}.json"'})
 
     @app.post("/chat/confirm/{token}")
-    async def confirm(token: str):
-        proposal, outcome = await chat.agent.confirm(token)
+    async def confirm(request, token: str):
+        proposal, outcome = await chat.agent.confirm(token, request.headers.get(TAB_HEADER))
         chat.publish(CardResult(f"proposal-{token}", f"Confirmed: {outcome.message}.", undo=outcome.event_id))
         return HTMLResponse(outcome.html)
 
@@ -116,8 +117,9 @@ def add_chat_routes(app, chat: Chat) -> None:
         return Response(status_code=204)
 
     @app.post("/chat/undo/{event_id}")
-    async def undo(event_id: int):
-        outcome = await asyncio.to_thread(chat.runtime.registry.execute, "history.undo", {"event_id": event_id})
+    async def undo(request, event_id: int):
+        outcome = await asyncio.to_thread(chat.runtime.registry.execute, "history.undo", {"event_id": event_id},
+                                          "user", request.headers.get(TAB_HEADER))
         chat.publish(CardResult(f"undo-{event_id}", f"{outcome.message}."))
         return HTMLResponse(outcome.html)
 
