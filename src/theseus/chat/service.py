@@ -25,9 +25,9 @@ from .agent import Agent, Reply, parse, recent_turns
 from .context import ContextTooLarge, build_context
 from .conversations import Conversations
 from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, Notice, StreamingBody, UndoCard,
-                 message_id)
+                 message_id, shows_text)
 
-FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often (the first piece goes at once)
+FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often, once it shows any text
 READY_TIMEOUT = 120.0  # how long a turn waits for the model to finish loading
 UNREACHABLE_TIMEOUT = 3.0  # how long a turn retries a backend that is down before saying so
 MODE_NOTES = {"auto": "Chip decides whether to act or just talk.", "chat": "Chip only talks, never acts.",
@@ -159,14 +159,16 @@ class Chat:
         await self.ensure_ready(key)
         context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
                                           instruction=instruction)
-        flushed = 0.0
+        flushed, shown = 0.0, False
         async with aclosing(self.backend.stream_chat(context.messages, cancel=self.cancel)) as stream:
             async for piece in stream:
                 text += piece
                 yield piece
-                if time.perf_counter() - flushed > FLUSH_SECONDS:
+                if not shown or time.perf_counter() - flushed > FLUSH_SECONDS:  # every piece until text shows
                     flushed = time.perf_counter()
-                    self.publish(StreamingBody(key, text))
+                    body = StreamingBody(key, text)
+                    self.publish(body)
+                    shown = shows_text(body)
         stopped = self.cancel.is_set()
         self.finish(conversation_id, key, text, stopped)
         logger.info(f"chat: reply of {len(text)} characters in {time.perf_counter() - started:.1f} s"

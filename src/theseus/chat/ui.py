@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from fasthtml.common import (A, Article, Aside, Button, Details, Div, Footer, Form, Header, Input, Li, NotStr, P,
-                             Small, Span, Strong, Summary, Textarea, Ul)
+                             Small, Span, Strong, Summary, Textarea, Ul, to_xml)
 
 from ..markup import render_markdown
 
@@ -61,6 +63,11 @@ def CardResult(card_id: str, text: str, undo: int | None = None):
     """What replaces a card once it was used (with an Undo button for a change just made)."""
     return Footer(Small(text), UndoCard(undo) if undo else "", id=card_id, cls="action-card done",
                   hx_swap_oob="true")
+
+
+def shows_text(body) -> bool:
+    """Whether a rendered body shows any character (a reply starting "# " first renders an empty heading)."""
+    return bool(re.sub(r"<[^>]*>", "", to_xml(body)).strip())
 
 
 def Notice(text: str, kind: str = "error", **attrs):

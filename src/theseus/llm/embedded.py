@@ -55,6 +55,7 @@ class EmbeddedBackend(Backend):
         self.load_seconds: float | None = None
         self._status = BackendStatus("idle", "The model has not been loaded yet")
         self._llama = None
+        self._decoder = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="theseus-llm")
         self._loaded: Future | None = None
         self._running: set[threading.Event] = set()
@@ -156,6 +157,9 @@ class EmbeddedBackend(Backend):
             self._status = BackendStatus("loading", f"Loading {self.model}", None)
             started = time.perf_counter()
             self._llama = _load_llama(path, self.n_ctx, self.n_threads)
+            # A second context over the same (memory-mapped) weights for complete_json: each keeps
+            # its own prompt cache, so decoding a command does not evict the chat's cached prompt.
+            self._decoder = _load_llama(path, self.n_ctx, self.n_threads)
             self.load_seconds = time.perf_counter() - started
             detail = f"{self.model} loaded in {self.load_seconds:.1f} s"
             self._status = BackendStatus("ready", detail, 1.0)
@@ -191,7 +195,8 @@ class EmbeddedBackend(Backend):
             emit(_END)
 
     def _complete_json(self, messages, schema, max_tokens, temperature) -> str:
-        llama = self._require_llama()
+        self._require_llama()
+        llama = self._decoder
         grammar = _grammar(schema)
         result = llama.create_chat_completion(
             messages=messages, max_tokens=max_tokens, temperature=temperature, grammar=grammar
@@ -207,9 +212,10 @@ class EmbeddedBackend(Backend):
         return self._llama
 
     def _unload(self) -> None:
-        llama, self._llama = self._llama, None
-        if llama is not None:
-            llama.close()
+        for llama in (self._llama, self._decoder):
+            if llama is not None:
+                llama.close()
+        self._llama = self._decoder = None
 
 
 def default_threads() -> int:
