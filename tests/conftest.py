@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import socket
+import re
+import socket as net
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +40,7 @@ def run_async(coroutine):
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    with net.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
@@ -169,3 +171,40 @@ def open_page(context, live_server):
         page.wait_for_function("document.body.dataset.live === 'open'")
         return page
     return open_
+
+
+class Socket:
+    """A chat WebSocket from the test client, collecting every fragment it receives."""
+
+    def __init__(self, client, config, tab):
+        self.ws = client.websocket_connect(f"/chat/ws?tab={tab}", headers={"host": f"127.0.0.1:{config.port}",
+                                                                           "origin": config.origin})
+        self.ws.__enter__()
+        self.frames: list[str] = []
+
+    def send(self, **data):
+        self.ws.send_text(json.dumps(data))
+
+    def until(self, pattern: str) -> str:
+        """Receive frames until one matches; return it."""
+        for _ in range(500):
+            frame = self.ws.receive_text()
+            self.frames.append(frame)
+            if re.search(pattern, frame):
+                return frame
+        raise AssertionError(f"no frame matched {pattern!r}")
+
+    def close(self):
+        self.ws.__exit__(None, None, None)
+
+
+@pytest.fixture
+def socket(client, config):
+    sockets = []
+
+    def open_(tab="t1"):
+        sockets.append(Socket(client, config, tab))
+        return sockets[-1]
+    yield open_
+    for s in sockets:
+        s.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_chat import FINAL, socket  # noqa: F401  (the socket fixture)
+from tests.test_chat import FINAL
 from theseus.chat.commands import decoded_args, decoder_schema, examples, narrowed_schema, system_text
 
 HX = {"HX-Request": "true"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import pytest
@@ -86,43 +85,6 @@ def test_a_message_too_long_for_the_window_is_refused(runtime, backend):
     runtime.chat.conversations.add(cid, "user", "y" * 9000)
     with pytest.raises(ContextTooLarge):
         build_context(runtime, backend, cid, window=2000)
-
-
-class Socket:
-    """A chat WebSocket from the test client, collecting every fragment it receives."""
-
-    def __init__(self, client, config, tab):
-        self.ws = client.websocket_connect(f"/chat/ws?tab={tab}", headers={"host": f"127.0.0.1:{config.port}",
-                                                                           "origin": config.origin})
-        self.ws.__enter__()
-        self.frames: list[str] = []
-
-    def send(self, **data):
-        self.ws.send_text(json.dumps(data))
-
-    def until(self, pattern: str) -> str:
-        """Receive frames until one matches; return it."""
-        for _ in range(500):
-            frame = self.ws.receive_text()
-            self.frames.append(frame)
-            if re.search(pattern, frame):
-                return frame
-        raise AssertionError(f"no frame matched {pattern!r}")
-
-    def close(self):
-        self.ws.__exit__(None, None, None)
-
-
-@pytest.fixture
-def socket(client, config):
-    sockets = []
-
-    def open_(tab="t1"):
-        sockets.append(Socket(client, config, tab))
-        return sockets[-1]
-    yield open_
-    for s in sockets:
-        s.close()
 
 
 FINAL = r'hx-swap-oob="outerHTML:#message-s\d+"'  # the stored reply replacing the streamed one

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from fasthtml.common import (A, Button, Details, Div, Footer, Form, Input, Li, Link,
-                             Main, Meta, Nav, Option, P, Script, Select, Small, Strong,
+                             Main, Meta, Nav, Option, Script, Select, Small, Strong,
                              Summary, Title, Ul)
 
 PROFILE_MENU_ID = "profile-menu"
