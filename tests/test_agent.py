@@ -40,7 +40,7 @@ def test_the_prompt_documents_operations_with_real_ids_and_quotes_names_as_data(
     rows = app.rows()
     ops = {op.verb: op for n, op in runtime.registry.operations.items() if n.startswith("tasks.")}
     text = system_text(app, ops, rows)
-    assert "- done: Mark the task with this id done" in text and "- chat:" in text
+    assert "- done: Mark the task with this id done" in text and "- chat:" in text and "- help:" in text
     assert '{"id": 2, "name": "say \\"hi\\" <b>", "done": false}' in text
     assert "<id>" not in text and "ID" not in text.replace("JSON", "")
     shots = examples(app, rows)
@@ -57,7 +57,7 @@ def test_chip_inserts_live_and_offers_undo(socket, runtime, backend):
     event = runtime.db.query("SELECT actor, operation FROM events ORDER BY id DESC LIMIT 1")[0]
     assert event == {"actor": "llm", "operation": "tasks.insert"}
     assert backend.schemas[0]["properties"]["command"]["enum"] == [
-        "delete", "add", "show", "reorder", "done", "rename", "chat"]
+        "delete", "add", "show", "reorder", "done", "rename", "chat", "help"]
 
 
 def test_a_destructive_command_waits_for_a_click(socket, client, runtime, backend):
@@ -150,7 +150,7 @@ def test_chat_mode_never_acts_and_command_mode_always_does(socket, runtime, back
     assert tasks(runtime) == [] and backend.schemas == []
     tab.send(action="send", message="/command add milk please")
     assert "Added task 'should not happen'" in tab.until(FINAL)
-    assert "chat" not in backend.schemas[0]["properties"]["command"]["enum"]
+    assert not {"chat", "help"} & set(backend.schemas[0]["properties"]["command"]["enum"])
     tab.send(action="send", message="/auto")
     assert "Mode: <strong>auto</strong>" in tab.until(FINAL)
     assert runtime.db.store["chat_mode"] == "auto"

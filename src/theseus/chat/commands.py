@@ -19,11 +19,14 @@ from ..actions import Operation
 from ..llm.base import Backend, BackendError
 
 NONE = "none"
-CHAT = "chat"  # how "none" is offered to the model: a word it reads as "just talk"
+CHAT = "chat"  # "none" is offered to the model as two words it reads well: just talk,
+HELP = "help"  # or a question about how the app works
+TALK = (CHAT, HELP)
 NAME_LIMIT = 200  # a name Chip writes is shorter than what a person may type
 STATE_ROWS = 30
-WHEN_NONE = ("the message asks no change to the list: greetings, thanks, questions about anything, "
-             "how-to questions, or things the app cannot do")
+WHEN_NONE = ("the message asks no change to the list: greetings, thanks, small talk, questions about anything, "
+             "or things the app cannot do")
+WHEN_HELP = "a question about how to use the app or what it is (explain; change nothing)"
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,8 @@ def examples(app, rows: list[dict]) -> list[tuple[str, str, dict]]:
     found = [  # the few "none" examples first: the model leans towards the examples it saw last
         ("thanks, that's all for now", CHAT, {}),
         ("who made you?", CHAT, {}),
-        (f"how do I add a {app.item}?", CHAT, {}),
+        (f"how do I add a {app.item}?", HELP, {}),
+        ("what does the Activity app do?", HELP, {}),
         ("what is on my list?", "show", {}),
         ("remind me to buy oat milk", "add", {"name": "buy oat milk"}),
         ("I need to renew my passport", "add", {"name": "renew my passport"}),
@@ -169,7 +173,7 @@ def examples(app, rows: list[dict]) -> list[tuple[str, str, dict]]:
 
 def operation_guide(ops: dict[str, Operation]) -> str:
     lines = [f"- {verb}: {op.description}" for verb, op in ops.items()]
-    return "\n".join(lines + [f"- {CHAT}: {WHEN_NONE}."])
+    return "\n".join(lines + [f"- {CHAT}: {WHEN_NONE}.", f"- {HELP}: {WHEN_HELP}."])
 
 
 def system_text(app, ops: dict[str, Operation], rows: list[dict]) -> str:
@@ -199,15 +203,15 @@ async def decode_command(runtime, backend: Backend, request: str, *, recent: str
     app = act_on(runtime)
     ops = operations(runtime, app)
     rows = app.rows(limit=STATE_ROWS)
-    shots = [s for s in examples(app, rows) if s[1] in ops or s[1] == CHAT]
+    shots = [s for s in examples(app, rows) if s[1] in ops or s[1] in TALK]
     system = {"role": "system", "content": system_text(app, ops, rows)}
-    choices = list(ops) + ([] if must_act else [CHAT])
+    choices = list(ops) + ([] if must_act else list(TALK))
     choice_schema = {"type": "object", "properties": {"command": {"type": "string", "enum": choices}},
                      "required": ["command"]}
     messages = [system, *few_shot([(r, json.dumps({"command": v})) for r, v, _ in shots if v in choices], rows),
                 {"role": "user", "content": request_text(request, recent, rows)}]
     chosen = answer_field(await backend.complete_json(messages, choice_schema, max_tokens=24), "command", choices)
-    if chosen == CHAT:
+    if chosen in TALK:
         return Command(NONE)
     op = ops[chosen]
     if not op.params:
