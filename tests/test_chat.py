@@ -97,6 +97,7 @@ def test_a_turn_streams_to_every_tab_and_is_stored(socket, runtime, backend):
     for tab in (one, two):
         user = tab.until(r'class="message user"')
         assert "hi Chip" in user and 'hx-swap-oob="beforeend:#chat-log"' in user
+        assert '<span class="title" title="hi Chip">hi Chip</span>' in user  # the conversation got its title
         assert 'data-streaming="true"' in tab.until("chat-form")
         final = tab.until(FINAL)
         assert "<strong>there</strong>" in final and 'hx-swap-oob="outerHTML:#message-s1"' in final

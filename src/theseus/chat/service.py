@@ -24,8 +24,8 @@ from ..llm.base import Backend, BackendError
 from .agent import Agent, Reply, parse, recent_turns
 from .context import ContextTooLarge, build_context
 from .conversations import Conversations
-from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, Notice, StreamingBody, UndoCard,
-                 message_id, shows_text)
+from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, ConversationBar, Notice,
+                 StreamingBody, UndoCard, message_id, shows_text)
 
 FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often, once it shows any text
 READY_TIMEOUT = 120.0  # how long a turn waits for the model to finish loading
@@ -104,7 +104,8 @@ class Chat:
             conversation_id = conversation_id or self.conversations.current()["id"]
             if text is not None:
                 message = await asyncio.to_thread(self.conversations.add, conversation_id, "user", text)
-                self.publish(Appended(ChatMessage(message)))
+                self.publish(Appended(ChatMessage(message)),  # the first message also titles the conversation
+                             ConversationBar(self.conversations.require(conversation_id), hx_swap_oob="true"))
             self.publish(Appended(ChatMessage({"role": "assistant", "content": "…"}, key=key, streaming=True)),
                          ChatForm(streaming=True, hx_swap_oob="true"))
             reply = await self.respond(conversation_id, key, text)
