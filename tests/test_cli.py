@@ -100,3 +100,33 @@ def test_models_reports_the_active_model_as_ready(shared_models_dir, real_model)
 @pytest.fixture
 def unused_port_url():
     return f"http://127.0.0.1:{free_port()}"
+
+
+def test_routes_lists_every_route_and_operation(tmp_path):
+    result = run("routes", "--data", str(tmp_path / "data"))
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    for expected in ("GET        /apps/{name}", "WS         /chat/ws", "POST       /ops/tasks.toggle",
+                     "tasks.delete(id: int) (destructive)  Delete one task by its id.",
+                     "history.undo(event_id: int?)  Undo Chip's most recent change, or the change with this event id."):
+        assert expected in lines
+
+
+@pytest.mark.timeout(30)
+def test_logs_prints_the_current_server_log(tmp_path):
+    data = tmp_path / "data"
+    assert run("logs", "--data", str(data)).returncode == 1  # no log yet: a clear error
+    data.mkdir()
+    (data / "server.log").write_text("line one\nline two\n")
+    result = run("logs", "--data", str(data))
+    assert result.returncode == 0 and result.stdout == "line one\nline two\n"
+    follower = subprocess.Popen([*THESEUS, "logs", "--follow", "--data", str(data)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout.readline() == "line one\n"
+        with (data / "server.log").open("a") as log:
+            log.write("appended later\n")
+        follower.stdout.readline()
+        assert follower.stdout.readline() == "appended later\n"
+    finally:
+        follower.terminate()
+        follower.wait(5)

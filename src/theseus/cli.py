@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("file", type=Path, help="JSONL cases (see evals/commands.jsonl)")
     evaluate.add_argument("--llm", help="backend spec (default THESEUS_LLM or embedded)")
     evaluate.add_argument("--data", help="data directory (only its models are used; cases run in scratch databases)")
+    routes = commands.add_parser("routes", help="list every HTTP route and every registered operation")
+    routes.add_argument("--data", help="data directory (its user plugins are included)")
+    logs = commands.add_parser("logs", help="print the current server.log")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they are written")
+    logs.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
     models = commands.add_parser("models", help="show the LLM backend, its model and whether it is ready")
     models.add_argument("--setup", action="store_true",
                         help="assemble and verify the default embedded model now (once; later runs are instant)")
@@ -54,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from .server import serve
         return serve(config)
+    if args.command == "routes":
+        return routes_command(config)
+    if args.command == "logs":
+        return logs_command(config, follow=args.follow)
     if args.command == "models":
         return models_command(config, setup=args.setup)
     if args.command == "chat":
@@ -110,6 +119,53 @@ async def chat_command(config: Config, message: str, conversation_id: int | None
     finally:
         await runtime.backend.close()
         runtime.close()
+
+
+def routes_command(config: Config) -> int:
+    """Print the app's routes, then its operations (the prototype's print_routes habit)."""
+    from starlette.routing import Mount, WebSocketRoute
+
+    from .app import create_app
+    from .logs import setup_logging
+    from .runtime import Runtime
+
+    setup_logging(config.data_dir / "routes.log", console=False)
+    runtime = Runtime(config)
+    app = create_app(config, runtime)
+    for route in app.routes:
+        methods = "WS" if isinstance(route, WebSocketRoute) else "MOUNT" if isinstance(route, Mount) else \
+            ",".join(sorted(m for m in (route.methods or ()) if m != "HEAD"))
+        print(f"{methods:10} {route.path}")
+    print()
+    for op in runtime.registry.operations.values():
+        flags = " (destructive)" if op.destructive else ""
+        params = ", ".join(f"{p.name}: {p.kind}{'' if p.required else '?'}" for p in op.params)
+        print(f"{op.name}({params}){flags}  {op.description}")
+    runtime.close()
+    return 0
+
+
+def logs_command(config: Config, *, follow: bool) -> int:
+    """Print server.log; with follow, keep printing what is appended (until Ctrl-C)."""
+    import time
+
+    path = config.log_path
+    if not path.exists():
+        print(f"error: there is no {path} yet; start the server with theseus serve", file=sys.stderr)
+        return 1
+    with path.open(encoding="utf-8", errors="replace") as log:
+        sys.stdout.write(log.read())
+        try:
+            while follow:
+                line = log.readline()
+                if line:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    return 0
 
 
 def models_command(config: Config, *, setup: bool) -> int:

@@ -87,7 +87,9 @@ def NavBar(profile_menu, apps, broken, current_app):
 def PokeBar():
     return Footer(Button("Poke", title="Nudge Chip: what should I do next?", hx_post="/poke",
                          hx_swap="none", cls="outline poke"),
-                  Small(A("server.log", href="/log", target="_blank")), cls="pokebar")
+                  Small(A("server.log", href="/log", target="_blank"), " ",
+                        Button("Copy log", type="button", cls="outline secondary copy-log",
+                               title="Copy server.log, to paste it into a prompt")), cls="pokebar")
 
 
 def Toast(message: str, kind: str = "error"):

@@ -60,6 +60,16 @@
     if (box && !box.disabled && document.activeElement === document.body) box.focus();
   });
 
+  // "Copy log": the whole server.log to the clipboard, ready to paste into a prompt.
+  document.body.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.copy-log");
+    if (!button) return;
+    fetch("/log").then(function (r) { return r.text(); })
+      .then(function (text) { return navigator.clipboard.writeText(text); })
+      .then(function () { button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy log"; }, 1500); })
+      .catch(function () { button.textContent = "Copy failed"; });
+  });
+
   // Show whether this tab is connected to the live-sync stream.
   function setLive(state) { document.body.dataset.live = state; }
   document.body.addEventListener("htmx:sseOpen", function () { setLive("open"); });
