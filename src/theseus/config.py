@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -38,10 +38,6 @@ class Config:
         return self.data_dir / "apps"
 
     @property
-    def user_workflows_dir(self) -> Path:
-        return self.data_dir / "workflows"
-
-    @property
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 
@@ -64,9 +60,6 @@ class Config:
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return cls(**values)
-
-    def with_(self, **changes) -> "Config":
-        return replace(self, **changes)
 
 
 def _port(text: str) -> int:
