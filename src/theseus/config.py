@@ -38,6 +38,10 @@ class Config:
         return self.data_dir / "apps"
 
     @property
+    def user_workflows_dir(self) -> Path:
+        return self.data_dir / "workflows"
+
+    @property
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 

@@ -68,6 +68,17 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     (4, "undo: mark events that were undone", """
         ALTER TABLE events ADD COLUMN undone INTEGER NOT NULL DEFAULT 0;
     """),
+    (5, "workflow runs: one pipeline row per run, its state a JSON blob", """
+        CREATE TABLE pipelines (
+            key TEXT PRIMARY KEY,
+            app TEXT NOT NULL,
+            profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
+            data TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
+            created TEXT NOT NULL,
+            updated TEXT NOT NULL
+        );
+        CREATE INDEX pipelines_by_app ON pipelines (app, profile_id, updated);
+    """),
 ]
 
 

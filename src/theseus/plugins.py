@@ -56,6 +56,10 @@ class Plugin:
         """One line about the app's current state, for Chip's context."""
         return ""
 
+    def prompt_notes(self) -> str:
+        """Extra system-prompt text while this app is open (e.g. a workflow step's domain notes)."""
+        return ""
+
 
 @dataclass(frozen=True)
 class BrokenPlugin:

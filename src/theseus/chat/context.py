@@ -67,8 +67,15 @@ def state_summary(runtime) -> str:
     return "\n".join(lines)
 
 
+def open_app_notes(runtime) -> str:
+    """The open app's own system-prompt notes (a workflow adds the current step's)."""
+    app = runtime.plugins.get(runtime.db.store.get("last_app", ""))
+    return app.prompt_notes() if app else ""
+
+
 def system_prompt(runtime, extra: str = "") -> str:
-    parts = [PERSONA, crash_course(), "## Current state\n" + state_summary(runtime), extra]
+    parts = [PERSONA, crash_course(), "## Current state\n" + state_summary(runtime), open_app_notes(runtime),
+             extra]
     return "\n\n".join(p.strip() for p in parts if p and p.strip())
 
 
