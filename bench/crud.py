@@ -88,14 +88,19 @@ async def run(tasks: int, rounds: int) -> None:
         delivered = listener.queue.qsize()
         listener.close()
         runtime.close()
-    floor = percentiles(results["GET /health (baseline)"])[0]
+    report(results, f"{tasks:,} tasks; {rounds} rounds per route")
+    print(f"live-sync messages delivered to the other tab: {delivered}")
+
+
+def report(results: dict[str, list[float]], setup: str) -> None:
+    """Print p50/p95 per route and p50 as a ratio of the first (baseline) route."""
+    floor = percentiles(next(iter(results.values())))[0]
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; {tasks:,} tasks; {rounds} rounds per route")
+          f"Python {platform.python_version()}; {setup}")
     print(f"{'route':34} {'p50 ms':>8} {'p95 ms':>8} {'p50 / baseline':>15}")
     for name, samples in results.items():
         p50, p95 = percentiles(samples)
         print(f"{name:34} {p50:8.2f} {p95:8.2f} {p50 / floor:14.1f}x")
-    print(f"live-sync messages delivered to the other tab: {delivered}")
 
 
 def main() -> None:

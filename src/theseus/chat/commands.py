@@ -42,15 +42,17 @@ class Command:
 
 
 def act_on(runtime):
-    """The app Chip's commands act on: the open app if it is a list app, else Tasks."""
+    """The app Chip's commands act on: the open app if it is a list app or a workflow, else Tasks."""
     app = runtime.plugins.get(runtime.db.store.get("last_app", ""))
-    return app if app is not None and hasattr(app, "rows") else runtime.plugins["tasks"]
+    commandable = app is not None and (hasattr(app, "rows") or hasattr(app, "command_state"))
+    return app if commandable else runtime.plugins["tasks"]
 
 
 def operations(runtime, app) -> dict[str, Operation]:
     """The app's operations by the verb a person would use ("add", "done", ...)."""
     prefix = f"{app.name}."
-    return {op.verb: op for name, op in runtime.registry.operations.items() if name.startswith(prefix)}
+    return {op.verb: op for name, op in runtime.registry.operations.items()
+            if name.startswith(prefix) and not op.internal}
 
 
 def state_text(app, rows: list[dict]) -> str:
@@ -202,15 +204,13 @@ async def decode_command(runtime, backend: Backend, request: str, *, recent: str
     """Decode the command a message asks for (possibly "none"); BackendError if the model fails."""
     app = act_on(runtime)
     ops = operations(runtime, app)
+    if hasattr(app, "command_state"):
+        return await decode_step_command(app, ops, backend, request, recent=recent, must_act=must_act)
     rows = app.rows(limit=STATE_ROWS)
     shots = [s for s in examples(app, rows) if s[1] in ops or s[1] in TALK]
     system = {"role": "system", "content": system_text(app, ops, rows)}
     choices = list(ops) + ([] if must_act else list(TALK))
-    choice_schema = {"type": "object", "properties": {"command": {"type": "string", "enum": choices}},
-                     "required": ["command"]}
-    messages = [system, *few_shot([(r, json.dumps({"command": v})) for r, v, _ in shots if v in choices], rows),
-                {"role": "user", "content": request_text(request, recent, rows)}]
-    chosen = answer_field(await backend.complete_json(messages, choice_schema, max_tokens=24), "command", choices)
+    chosen = await choose(backend, system, shots, choices, request_text(request, recent, rows), rows)
     if chosen in TALK:
         return Command(NONE)
     op = ops[chosen]
@@ -225,6 +225,40 @@ async def decode_command(runtime, backend: Backend, request: str, *, recent: str
     try:
         return Command(op.name, decoded_args(json.loads(text), rows))
     except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
+        raise BackendError(f"The model's arguments did not fit the schema: {text[:100]!r}") from None
+
+
+async def choose(backend: Backend, system: dict, shots: list, choices: list[str], request: str,
+                 rows: list[dict] = ()) -> str:
+    """Stage 1: the verb (or chat/help) the message asks for, decoded under an enum of `choices`."""
+    schema = {"type": "object", "properties": {"command": {"type": "string", "enum": choices}},
+              "required": ["command"]}
+    messages = [system, *few_shot([(r, json.dumps({"command": v})) for r, v, _ in shots if v in choices], rows),
+                {"role": "user", "content": request}]
+    return answer_field(await backend.complete_json(messages, schema, max_tokens=24), "command", choices)
+
+
+async def decode_step_command(app, ops: dict[str, Operation], backend: Backend, request: str, *,
+                              recent: str = "", must_act: bool = False) -> Command:
+    """A command for the open workflow: the app names the run and step; the model picks the verb and value."""
+    ops = {verb: op for verb, op in ops.items() if verb in app.command_verbs()}
+    system = {"role": "system", "content": f"You turn the user's message into one command for the "
+              f"{app.display_name} workflow, as JSON.\nCommands:\n{operation_guide(ops)}\n\n{app.command_state()}"}
+    shots = [s for s in app.command_examples() if s[1] in ops or s[1] in TALK]
+    choices = list(ops) + ([] if must_act else list(TALK))
+    chosen = await choose(backend, system, shots, choices, request_text(request, recent))
+    if chosen in TALK:
+        return Command(NONE)
+    op = ops[chosen]
+    schema = app.command_schema(op)
+    if not schema["properties"]:
+        return Command(op.name, app.command_args(op, {}))
+    messages = [system, *few_shot([(r, json.dumps(a, ensure_ascii=False)) for r, v, a in shots if v == chosen], []),
+                {"role": "user", "content": request_text(request, recent) + f"\nCommand: {chosen}"}]
+    text = await backend.complete_json(messages, schema, max_tokens=120)
+    try:
+        return Command(op.name, app.command_args(op, json.loads(text)))
+    except (ValueError, TypeError, AttributeError):
         raise BackendError(f"The model's arguments did not fit the schema: {text[:100]!r}") from None
 
 

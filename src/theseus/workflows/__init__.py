@@ -1,0 +1,1 @@
+"""Workflows: notebook-like step pipelines (the engine in engine.py, the built-in workflows beside it)."""

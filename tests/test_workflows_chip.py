@@ -1,0 +1,48 @@
+"""Chip drives a workflow with the real embedded model, in real Chromium."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.test_chat_browser import send
+from tests.test_workflows_browser import card, new_run
+
+pytestmark = [pytest.mark.browser, pytest.mark.model]
+
+
+@pytest.fixture
+def backend(embedded):
+    """These tests talk to the real model."""
+    return embedded
+
+
+@pytest.mark.parametrize("message, name", [("my name is Ada, fill that in", "Ada"),
+                                           ("Put Grace Hopper in as my name please", "Grace Hopper")])
+def test_chip_fills_the_hello_step_from_the_chat(open_page, live_server, message, name):
+    page = open_page("/apps/hello")
+    key = new_run(page)
+    other = open_page(f"/apps/hello?run={key}")
+    send(page, message)
+    for tab in (page, other):
+        expect(card(tab, key, "step_01")).to_have_class("step done", timeout=60_000)
+        expect(card(tab, key, "step_01")).to_contain_text(name)
+        expect(card(tab, key, "step_02").locator("[name=value]")).to_have_value(f"Hello, {name}!")
+    event = live_server.runtime.db.query("SELECT actor, operation FROM events ORDER BY id DESC LIMIT 1")[0]
+    assert event == {"actor": "llm", "operation": "hello.submit"}
+
+
+def test_a_question_mid_step_is_answered_in_context(open_page, live_server):
+    page = open_page("/apps/hello")
+    new_run(page)
+    mind = page.context.new_page()
+    mind.goto(live_server.url + "/chip/context")  # the window into Chip's mind: the step's notes are there
+    expect(mind.locator("body")).to_contain_text("The user is now on step 1 of 2, “Your name”. About this step:")
+    answers = []
+    for _ in range(3):  # a 0.5B model sampling at 0.7 is right most of the time, not every time
+        send(page, "/chat What should I type in the current step?")
+        expect(page.locator("#chat-form[data-streaming=false]")).to_be_attached(timeout=90_000)
+        answers.append(page.locator(".message.assistant").last.inner_text().lower())
+        if "name" in answers[-1]:
+            break
+    assert "name" in answers[-1], answers
