@@ -35,18 +35,20 @@ def test_a_bad_port_is_a_clear_error():
     assert result.returncode == 2 and "THESEUS_PORT must be a number" in result.stderr
 
 
-def start_server(data_dir, port):
-    process = subprocess.Popen([*THESEUS, "serve", "--port", str(port), "--data", str(data_dir)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def start_server(data_dir, port, *options, env=None):
+    """A real `theseus serve` process on this port, once it answers /health (its log is server.log)."""
+    process = subprocess.Popen([*THESEUS, "serve", "--port", str(port), "--data", str(data_dir), *options],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
                 return process
         except httpx.TransportError:
-            time.sleep(0.1)
+            time.sleep(0.05)
     process.kill()
-    pytest.fail(f"theseus serve did not come up: {process.stdout.read()}")
+    log = data_dir / "server.log"
+    pytest.fail(f"theseus serve did not come up: {log.read_text() if log.exists() else 'no server.log'}")
 
 
 def test_serve_writes_a_fresh_log_and_stops_cleanly_with_a_tab_open(tmp_path):

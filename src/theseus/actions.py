@@ -23,7 +23,7 @@ from typing import Annotated, Any, Callable
 from fasthtml.common import to_xml
 from loguru import logger
 
-from .db import Database
+from .db import Database, storage_problem
 from .events import Broadcaster, Message, append_event
 
 MISSING = inspect.Parameter.empty
@@ -219,13 +219,16 @@ class Outcome:
         return "".join(to_xml(f) for f in self.fragments)
 
 
-def operation(*, target: str, destructive: bool = False, name: str | None = None, verb: str | None = None):
+def operation(*, target: str, destructive: bool = False, name: str | None = None, verb: str | None = None,
+              internal: bool = False):
     """Mark a plugin method as an operation; the registry picks it up when the plugin loads.
 
     `verb` is the plain word a person would use for it ("add", "done"); Chip's decoder offers it.
+    An `internal` operation is run by the app itself (e.g. a finished background job): it has no
+    HTTP route and Chip is not offered it, but it is validated, logged and broadcast like any other.
     """
     def mark(func: Callable) -> Callable:
-        func.__operation__ = {"target": target, "destructive": destructive,
+        func.__operation__ = {"target": target, "destructive": destructive, "internal": internal,
                               "name": name or func.__name__, "verb": verb or name or func.__name__}
         return func
     return mark
@@ -243,6 +246,7 @@ class Operation:
     handler: Callable
     plugin: Any
     verb: str = ""
+    internal: bool = False
 
     def validate(self, args: dict) -> dict:
         """Arguments checked and converted to their types; OperationError names what is wrong."""
@@ -287,7 +291,7 @@ def operations_of(plugin) -> list[Operation]:
         description = (inspect.getdoc(handler) or "").strip().splitlines() or [""]
         description = description[0].replace("{items}", f"{item}s").replace("{item}", item)
         found.append(Operation(f"{plugin.name}.{meta['name']}", description, meta["target"] or item,
-                               meta["destructive"], params, handler, plugin, meta["verb"]))
+                               meta["destructive"], params, handler, plugin, meta["verb"], meta["internal"]))
     return found
 
 
@@ -332,6 +336,10 @@ class Registry:
             logger.info(f"op {name} by {actor}: refused: {error.message}")
             raise
         except Exception as error:
+            if reason := storage_problem(error):
+                logger.error(f"op {name} by {actor}: not saved: {reason}")
+                raise OperationError(f"Not saved: {reason}. Nothing was changed; free some space "
+                                     "and try again.", 507) from error
             logger.exception(f"op {name} by {actor}: failed")
             raise OperationError(f"{name} failed unexpectedly ({type(error).__name__}); "
                                  "nothing was changed. Details are in server.log.", 500) from error
@@ -353,6 +361,6 @@ class Registry:
 
     def _publish(self, outcome: Outcome, tab: str | None) -> None:
         if outcome.fragments:
-            self.broadcaster.publish(Message("sync", outcome.html), exclude_tab=tab)
+            self.broadcaster.publish(Message("sync", outcome.html, outcome.event_id), exclude_tab=tab)
         for signal in outcome.signals:
             self.broadcaster.publish(Message(signal), exclude_tab=tab)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 
-from fasthtml.common import A, H2, Body, FastHTML, Head, Html, Li, Main, P, Small, Title, Ul, to_xml
+from fasthtml.common import A, H2, Body, Div, FastHTML, Head, Html, Li, Main, P, Small, Title, Ul, to_xml
 from loguru import logger
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, \
@@ -21,13 +22,16 @@ from starlette.staticfiles import StaticFiles
 from .actions import Operation, OperationError
 from .chat.routes import add_chat_routes, chat_pane
 from .config import Config
-from .db import Database
+from .db import Database, storage_problem
+from .devloop import banner, follow_status
 from .events import append_event
 from .frontend import STATIC_DIR, missing_vendor_files, vendor_path
+from .knowledge.routes import add_knowledge_routes
+from .knowledge.viewer import source_url
 from .logs import RequestLogMiddleware
 from .runtime import Runtime
-from .security import SecurityMiddleware
-from .ui import TAB_HEADER, Headers, NavBar, Shell, Toast, app_url, op_url
+from .security import SecurityMiddleware, is_own_navigation
+from .ui import EVENT_HEADER, TAB_HEADER, Headers, NavBar, Shell, Toast, app_url, op_url
 
 SSE_HEARTBEAT = 15.0  # seconds between keep-alive comments on the live-sync stream
 
@@ -41,7 +45,12 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
 
     async def lifespan(app):  # FastHTML takes an async generator function
         await runtime.backend.start()  # the model loads in the background; the UI is up at once
+        if config.knowledge:
+            runtime.knowledge.start()  # index docs, source and events in the background, then watch
+        status_follower = follow_status(runtime)
         yield
+        if status_follower:
+            status_follower.cancel()
         runtime.end_streams()
         if runtime.owns_backend:
             await runtime.backend.close()
@@ -58,8 +67,10 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_shell_routes(app, runtime)
     add_chat_routes(app, runtime.chat)
+    add_knowledge_routes(app, runtime)
     for op in runtime.registry.operations.values():
-        add_operation_route(app, runtime, op)
+        if not op.internal:
+            add_operation_route(app, runtime, op)
     for plugin in runtime.plugins.values():
         plugin.routes(app)
     return app
@@ -71,7 +82,9 @@ def add_operation_route(app: FastHTML, runtime: Runtime, op: Operation) -> None:
         args = await read_args(request, op)
         outcome = await asyncio.to_thread(runtime.registry.execute, op.name, args, "user",
                                           request.headers.get(TAB_HEADER))
-        headers = {"HX-Trigger": ", ".join(outcome.signals)} if outcome.signals else {}
+        headers = {EVENT_HEADER: str(outcome.event_id)}  # the tab orders it against what arrives over SSE
+        if outcome.signals:
+            headers["HX-Trigger"] = ", ".join(outcome.signals)
         return HTMLResponse(outcome.html, headers=headers)
 
     app.router.add_route(op_url(op.name), run_operation, methods=["POST"], name=op.name)
@@ -109,12 +122,15 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
             raise HTTPException(404, f"There is no app called {name!r}.")
         if "hx-request" in request.headers:
             return plugin.render(request)
-        note_app_opened(runtime, name)
+        if is_own_navigation(request):  # another page's <img src=...> must not steer Chip's context
+            note_app_opened(runtime, name)
         tab = new_tab_id()
         nav = NavBar(runtime.plugins["profiles"].menu(), list(runtime.plugins.values()),
                      runtime.broken, name)
+        query = request.url.query  # e.g. a workflow run's key: the main area reloads the same view
         return Shell(title=plugin.display_name, tab=tab, nav=nav, main=plugin.render(request),
-                     main_url=app_url(name), chat=chat_pane(runtime.chat, tab))
+                     main_url=app_url(name) + (f"?{query}" if query else ""), chat=chat_pane(runtime.chat, tab),
+                     banner=banner(runtime))
 
     @app.get("/sync")
     async def sync(request):
@@ -127,9 +143,9 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
                  if all(w in f"{p.name} {p.display_name} {p.description}".lower() for w in words)]
         if not words:
             return ""
-        if not found:
-            return Small("No app matches.")
-        return Ul(*[Li(A(p.display_name, href=app_url(p.name)), Small(p.description)) for p in found])
+        apps = Ul(*[Li(A(p.display_name, href=app_url(p.name)), Small(p.description)) for p in found]) \
+            if found else Small("No app matches.")
+        return apps, KnowledgeHits(runtime, q)
 
     @app.get("/log")
     def server_log():
@@ -145,20 +161,35 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
 
     @app.get("/health")
     def health():
-        return JSONResponse({"status": "ok", "plugins": list(runtime.plugins),
+        return JSONResponse({"status": "ok", "pid": os.getpid(), "plugins": list(runtime.plugins),
                              "broken": [b.name for b in runtime.broken],
                              "tabs": runtime.broadcaster.count})
+
+
+def KnowledgeHits(runtime: Runtime, query: str):
+    """The docs and code passages that best match a search, linked into the source viewer."""
+    if len(query.strip()) < 3 or not runtime.db.value("SELECT 1 FROM chunks WHERE kind != 'event' LIMIT 1"):
+        return ""
+    hits = runtime.knowledge.search(query[:500], kinds=("doc", "code"), limit=5).hits
+    return Div(Small("In the docs and code"),
+               Ul(*[Li(A(f"{h.path}:{h.line_start}", href=source_url(h.path, h.line_start, h.line_end),
+                         target="_blank"), " ", Small(h.title)) for h in hits]), cls="knowledge-hits") if hits else ""
 
 
 def note_app_opened(runtime: Runtime, name: str) -> None:
     """Log opening an app in the action log (once per change of app), so Chip knows."""
     if runtime.db.store.get("last_app") == name:
         return
-    with runtime.db.transaction():
-        runtime.db.store["last_app"] = name
-        append_event(runtime.db, actor="user", operation="app.open", args={"app": name},
-                     summary=f"Opened {runtime.plugins[name].display_name}",
-                     profile_id=runtime.profile_id)
+    try:
+        with runtime.db.transaction():
+            runtime.db.store["last_app"] = name
+            append_event(runtime.db, actor="user", operation="app.open", args={"app": name},
+                         summary=f"Opened {runtime.plugins[name].display_name}",
+                         profile_id=runtime.profile_id)
+    except Exception as error:  # a full disk must not stop the user from seeing their data
+        if not (reason := storage_problem(error)):
+            raise
+        logger.warning(f"opening {name} was not logged: {reason}")
 
 
 def new_tab_id() -> str:

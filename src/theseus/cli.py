@@ -23,16 +23,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1; keep it on loopback)")
     serve.add_argument("--port", type=int, help="port to serve on (default 5001)")
     serve.add_argument("--data", help="data directory: database, server.log, models, user plugins")
+    serve.add_argument("--watch", action=argparse.BooleanOptionalAction, default=None,
+                       help="restart when a .py file of the package or of DATA/apps or DATA/workflows "
+                            "changes, once every changed file parses (default: on in a source checkout)")
+    serve.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)  # the dev loop's child
     chat = commands.add_parser("chat", help="one turn with Chip through the same pipeline as the web chat")
     chat.add_argument("message", help="what to say to Chip")
     chat.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
     chat.add_argument("--conversation", type=int, metavar="ID", help="continue this conversation (default: current)")
     chat.add_argument("--llm", help="backend spec for this turn (default THESEUS_LLM or embedded)")
-    evaluate = commands.add_parser("eval", help="measure Chip: eval commands FILE.jsonl")
-    evaluate.add_argument("kind", choices=["commands"], help="what to evaluate")
-    evaluate.add_argument("file", type=Path, help="JSONL cases (see evals/commands.jsonl)")
+    evaluate = commands.add_parser("eval", help="measure Chip: eval commands|retrieval FILE.jsonl")
+    evaluate.add_argument("kind", choices=["commands", "retrieval"], help="what to evaluate")
+    evaluate.add_argument("file", type=Path, help="JSONL cases (see evals/commands.jsonl, evals/retrieval.jsonl)")
     evaluate.add_argument("--llm", help="backend spec (default THESEUS_LLM or embedded)")
-    evaluate.add_argument("--data", help="data directory (only its models are used; cases run in scratch databases)")
+    evaluate.add_argument("--data", help="data directory (commands: only its models are used, cases run in scratch "
+                                         "databases; retrieval: its knowledge index, brought up to date first)")
+    index = commands.add_parser("index", help="bring Chip's knowledge index (docs, source, action log) up to date")
+    index.add_argument("--full", action="store_true", help="forget the index and embed everything again")
+    index.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
+    context = commands.add_parser("context", help="show exactly what Chip would see for the next message")
+    context.add_argument("message", nargs="?", default="", help="a message to preview (it is not sent)")
+    context.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
     routes = commands.add_parser("routes", help="list every HTTP route and every registered operation")
     routes.add_argument("--data", help="data directory (its user plugins are included)")
     logs = commands.add_parser("logs", help="print the current server.log")
@@ -57,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     if args.command == "serve":
-        from .server import serve
-        return serve(config)
+        return serve_command(config, watch=args.watch, supervised=args.supervised)
     if args.command == "routes":
         return routes_command(config)
     if args.command == "logs":
@@ -67,9 +77,28 @@ def main(argv: list[str] | None = None) -> int:
         return models_command(config, setup=args.setup)
     if args.command == "chat":
         return asyncio.run(chat_command(config, args.message, args.conversation))
+    if args.command == "eval" and args.kind == "retrieval":
+        from .knowledge.commands import eval_retrieval_command
+        return eval_retrieval_command(config, args.file)
     if args.command == "eval":
         return asyncio.run(eval_command(config, args.file))
+    if args.command in ("index", "context"):
+        from .knowledge.commands import context_command, index_command
+        return index_command(config, full=args.full) if args.command == "index" else \
+            context_command(config, args.message)
     return 0
+
+
+def serve_command(config: Config, *, watch: bool | None, supervised: bool) -> int:
+    """Serve; with watch (the default in a source checkout), under the dev loop's supervisor."""
+    from .devloop import is_source_checkout, supervise
+    from .server import serve
+
+    if watch is None:
+        watch = is_source_checkout()
+    if watch and not supervised:
+        return supervise(config)
+    return serve(config, supervised=supervised)
 
 
 async def eval_command(config: Config, path: Path) -> int:

@@ -19,6 +19,8 @@ class Config:
     port: int = DEFAULT_PORT
     llm: str = "embedded"  # backend spec, see theseus.llm.spec
     models_dir: Path | None = None  # default: data_dir / "models"
+    knowledge: bool = False  # build and watch the knowledge index in the background while serving
+    embedder: str = ""  # embedder spec, see theseus.knowledge.embedders; "" follows the LLM backend
     extra: dict = field(default_factory=dict)
 
     @property
@@ -60,6 +62,10 @@ class Config:
             values["llm"] = env["THESEUS_LLM"]
         if env.get("THESEUS_MODELS"):
             values["models_dir"] = Path(env["THESEUS_MODELS"])
+        if env.get("THESEUS_EMBED"):
+            values["embedder"] = env["THESEUS_EMBED"]
+        # Config() in code (tests, evals) indexes nothing at start; the command line does, unless THESEUS_INDEX=0
+        values["knowledge"] = env.get("THESEUS_INDEX", "1").strip().lower() not in ("0", "no", "off", "false")
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])

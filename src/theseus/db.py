@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+import apsw
+import sqlite_vec
 from fastlite import database
 
 # Ordered migrations: (version, name, SQL). Never edit an applied one; append.
@@ -70,7 +72,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     """),
     (5, "workflow runs: one pipeline row per run, its state a JSON blob", """
         CREATE TABLE pipelines (
-            key TEXT PRIMARY KEY,
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
             app TEXT NOT NULL,
             profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
             data TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(data)),
@@ -79,7 +82,49 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         CREATE INDEX pipelines_by_app ON pipelines (app, profile_id, updated);
     """),
+    (6, "knowledge: indexed files, chunks with full-text and vector indexes; sources of replies", """
+        CREATE TABLE knowledge_files (
+            path TEXT PRIMARY KEY,
+            root TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('doc', 'code')),
+            hash TEXT NOT NULL,
+            mtime REAL NOT NULL,
+            size INTEGER NOT NULL,
+            chunks INTEGER NOT NULL DEFAULT 0,
+            indexed TEXT NOT NULL
+        );
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('doc', 'code', 'event')),
+            line_start INTEGER NOT NULL,
+            line_end INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            text TEXT NOT NULL,
+            hash TEXT NOT NULL,
+            time TEXT NOT NULL,
+            event_id INTEGER UNIQUE
+        );
+        CREATE INDEX chunks_by_path ON chunks (path, line_start);
+        CREATE INDEX chunks_by_kind_time ON chunks (kind, time);
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(title, text, content='', contentless_delete=1,
+                                                   tokenize='porter unicode61');
+        CREATE VIRTUAL TABLE chunk_vectors USING vec0(embedding float[384] distance_metric=cosine,
+                                                      kind text, time text);
+        ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
+    """),
 ]
+
+
+def storage_problem(error: BaseException) -> str | None:
+    """In plain words, why a write failed if the disk or the database file is at fault; else None."""
+    if isinstance(error, apsw.FullError):
+        return "the disk (or the database's size limit) is full"
+    if isinstance(error, (apsw.IOError, apsw.ReadOnlyError, apsw.CantOpenError)):
+        return f"the database file could not be written ({error})"
+    if isinstance(error, apsw.BusyError):
+        return "the database is busy (another program holds it); try again"
+    return None
 
 
 def utc_now() -> str:
@@ -98,7 +143,10 @@ class Database:
         self.conn = self.db.conn
         self.lock = threading.RLock()
         self.conn.setbusytimeout(5000)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        self.conn.enableloadextension(True)  # sqlite-vec: the vector index of the knowledge base
+        self.conn.loadextension(sqlite_vec.loadable_path())
+        self.conn.enableloadextension(False)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "mmap_size=268435456"):
             self.conn.execute(f"PRAGMA {pragma}")
         migrate(self, migrate_to)
         self.store = Store(self)

@@ -25,19 +25,26 @@ from .runtime import Runtime
 OPERATIONS = ("insert", "update", "toggle", "delete", "list", "sort", "none")
 
 
-def load_cases(path: Path) -> list[dict]:
-    """The cases of a JSONL file; a clear ValueError names a bad line."""
+def load_jsonl(path: Path, is_valid, want: str = "") -> list[dict]:
+    """The cases of a JSONL file, each checked by `is_valid`; a clear ValueError names a bad line."""
     cases = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             case = json.loads(line)
-            assert case["expect"]["operation"] in OPERATIONS and isinstance(case["request"], str)
+            assert is_valid(case)
         except (ValueError, KeyError, TypeError, AssertionError):
-            raise ValueError(f"{path}:{number}: not a valid case") from None
+            raise ValueError(f"{path}:{number}: not a valid case{want}") from None
         cases.append(case)
+    if not cases:
+        raise ValueError(f"{path} has no cases")
     return cases
+
+
+def load_cases(path: Path) -> list[dict]:
+    """The command cases of a JSONL file."""
+    return load_jsonl(path, lambda case: case["expect"]["operation"] in OPERATIONS and isinstance(case["request"], str))
 
 
 def normalized(text: str) -> str:

@@ -48,10 +48,12 @@ class Message:
 
     event: str
     data: str = ""
+    id: int | None = None  # for an operation's fragments: its event id, the place in commit order
 
     def encode(self) -> str:
         lines = self.data.splitlines() or [""]
-        return f"event: {self.event}\n" + "".join(f"data: {line}\n" for line in lines) + "\n"
+        head = f"event: {self.event}\n" + (f"id: {self.id}\n" if self.id is not None else "")
+        return head + "".join(f"data: {line}\n" for line in lines) + "\n"
 
 
 class Subscription:

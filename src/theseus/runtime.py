@@ -12,8 +12,10 @@ from .chat.service import Chat
 from .config import Config
 from .db import Database
 from .events import Broadcaster, append_event
+from .knowledge import Knowledge
 from .llm.spec import make_backend
 from .plugins import BrokenPlugin, Plugin, builtin_modules, describe, discover, user_modules
+from .workflows.jobs import Jobs
 
 
 class Runtime:
@@ -25,17 +27,22 @@ class Runtime:
         self.db = Database(config.db_path)
         self.broadcaster = Broadcaster()
         self.registry = Registry(self.db, self.broadcaster)
+        self.knowledge = Knowledge(self.db, config)  # built and watched only when started (see app.py)
         self.plugins: dict[str, Plugin] = {}
         self.broken: list[BrokenPlugin] = []
+        self.jobs = Jobs(self)  # background jobs of workflow steps
         self.load_plugins()
         self.ensure_profile()
         self.owns_backend = backend is None  # a backend handed in (tests, benchmarks) is its giver's to close
         self.backend = backend or make_backend(config)
         self.chat = Chat(self, self.backend)
+        self.dev_status = None  # the dev loop's StatusFile when the server runs under `serve --watch`
 
     def load_plugins(self) -> None:
         """Discover built-in and user plugins; register their operations; keep the broken apart."""
-        sources = builtin_modules() + user_modules(self.config.user_apps_dir)
+        sources = (builtin_modules("theseus.apps") + builtin_modules("theseus.workflows")
+                   + user_modules(self.config.user_apps_dir)
+                   + user_modules(self.config.user_workflows_dir, prefix="theseus_user_workflows"))
         classes, self.broken = discover(sources)
         for cls in sorted(classes, key=lambda c: (c.order, c.name)):
             try:
@@ -77,5 +84,7 @@ class Runtime:
         self.chat.sockets.close()
 
     def close(self) -> None:
+        self.jobs.close()
         self.end_streams()
+        self.knowledge.stop()
         self.db.close()

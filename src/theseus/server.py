@@ -7,7 +7,10 @@ from loguru import logger
 
 from .app import create_app
 from .config import Config
+from .devloop import StatusFile
+from .events import Message
 from .logs import setup_logging
+from .runtime import Runtime
 
 
 class Server(uvicorn.Server):
@@ -18,15 +21,20 @@ class Server(uvicorn.Server):
         self.theseus_app = app
 
     def handle_exit(self, sig, frame) -> None:
-        self.theseus_app.state.runtime.end_streams()
+        runtime = self.theseus_app.state.runtime
+        runtime.broadcaster.publish(Message("restarting"))  # tabs show it, then reconnect by themselves
+        runtime.end_streams()
         super().handle_exit(sig, frame)
 
 
-def serve(config: Config) -> int:
-    """Serve until interrupted; return the exit code."""
+def serve(config: Config, *, supervised: bool = False) -> int:
+    """Serve until interrupted; return the exit code. Supervised: follow the dev loop's status file."""
     setup_logging(config.log_path)
-    logger.info(f"Theseus starting: {config.origin} (data in {config.data_dir.resolve()})")
-    app = create_app(config)
+    logger.info(f"Theseus starting: {config.origin} (data in {config.data_dir.resolve()})"
+                + (" under the dev loop" if supervised else ""))
+    runtime = Runtime(config)
+    runtime.dev_status = StatusFile.of(config) if supervised else None
+    app = create_app(config, runtime)
     server = Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
                                    access_log=False, timeout_graceful_shutdown=3), app)
     server.run()  # on SIGTERM/SIGINT uvicorn shuts down, then re-raises the signal

@@ -18,6 +18,7 @@ MAIN_ID = "main"
 TOAST_ID = "toast"
 SYNC_ID = "sync"
 TAB_HEADER = "X-Theseus-Tab"
+EVENT_HEADER = "X-Theseus-Event"  # an operation's event id on its HTTP response (SSE messages carry it as id:)
 
 HTMX_CONFIG = {
     # Swap error responses too: they carry the out-of-band message that says what went wrong.
@@ -71,7 +72,7 @@ def BrokenPluginItem(plugin):
 
 
 def SearchBox():
-    return Form(Input(type="search", name="q", placeholder="Search apps…", aria_label="Search",
+    return Form(Input(type="search", name="q", placeholder="Search apps, docs, code…", aria_label="Search",
                       hx_get="/search", hx_trigger="input changed delay:150ms, search",
                       hx_target="#search-results", hx_swap="innerHTML", autocomplete="off"),
                 Div(id="search-results", cls="search-results"),
@@ -98,10 +99,10 @@ def Toast(message: str, kind: str = "error"):
                hx_swap_oob="true")
 
 
-def Shell(*, title: str, tab: str, nav, main, main_url: str, chat):
-    """The whole page: nav, main area, chat pane, poke bar, and the live-sync connection."""
+def Shell(*, title: str, tab: str, nav, main, main_url: str, chat, banner=""):
+    """The whole page: nav, dev-loop banner, main area, chat pane, poke bar, and the live-sync connection."""
     return (Title(f"{title} · Theseus"),
-            Div(nav,
+            Div(nav, banner,
                 Div(Main(main, id=MAIN_ID, hx_get=main_url, hx_trigger="sse:profile, profile from:body",
                          hx_swap="innerHTML"),
                     chat, cls="workspace"),

@@ -141,11 +141,9 @@ class BaseApp(Plugin):
         """The inline edit form for one row."""
         return Li(Form(Input(type="hidden", name="id", value=row["id"]),
                        Input(name="name", value=row["name"], aria_label=f"Rename {self.item}",
-                             autofocus=True, required=True, maxlength=self.name_limit,
-                             hx_get=self.view_url(row["id"]), hx_trigger="keyup[key=='Escape']",
-                             hx_target=f"#{self.item_id(row['id'])}", hx_swap="outerHTML"),
+                             autofocus=True, required=True, maxlength=self.name_limit),  # Escape: theseus.js
                        Button("Save", type="submit"),
-                       Button("Cancel", type="button", cls="secondary",
+                       Button("Cancel", type="button", cls="secondary cancel",
                               hx_get=self.view_url(row["id"]), hx_target=f"#{self.item_id(row['id'])}",
                               hx_swap="outerHTML"),
                        hx_post=op_url(f"{self.name}.update"), hx_swap="none", cls="edit-form"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+import apsw
+
 from fasthtml.common import H2, Button, Li, P, Section, Small, Span, Strong, Ul
 
 from ..actions import NotFound, OperationError, Result, operation
@@ -41,10 +43,14 @@ class History(Plugin):
             raise OperationError(f"“{event['summary']}” changed no data, so there is nothing to undo.")
         if event["undone"]:
             raise OperationError(f"“{event['summary']}” was already undone.")
-        for change in reversed(changes):
-            self.revert(ctx, change)
+        signals = set()
+        try:
+            for change in reversed(changes):
+                signals.update(self.revert(ctx, change))
+        except apsw.ConstraintError:  # e.g. a deleted task whose profile is gone since
+            raise OperationError(f"“{event['summary']}” can't be undone: what it belonged to is gone.") from None
         ctx.db.conn.execute("UPDATE events SET undone = 1 WHERE id = ?", (event["id"],))
-        return Result(f"Undid: {event['summary']}", {"event_id": event["id"]})
+        return Result(f"Undid: {event['summary']}", {"event_id": event["id"]}, tuple(sorted(signals)))
 
     def event(self, ctx, event_id: int | None) -> dict:
         if event_id is None:
@@ -58,18 +64,29 @@ class History(Plugin):
             raise NotFound(f"There is no event #{event_id}.")
         return rows[0]
 
-    def revert(self, ctx, change: dict) -> None:
+    def revert(self, ctx, change: dict) -> tuple[str, ...]:
+        """Put one row back as it was before the change; the client signals that causes."""
         table, before, after = change["table"], change["before"], change["after"]
         row_id = (after or before)["id"]
         if ctx.get(table, row_id) != after:
             raise OperationError(f"{table[:-1].capitalize()} #{row_id} has changed since; "
                                  "undo the later change first.")
         if before is None:
-            ctx.delete(table, row_id)
-        elif after is None:
+            return self.remove(ctx, table, row_id)
+        if after is None:
             ctx.insert(table, before)
         else:
             ctx.update(table, row_id, **{k: v for k, v in before.items() if k != "id"})
+        return ()
+
+    def remove(self, ctx, table: str, row_id: int) -> tuple[str, ...]:
+        """Undo an insert. A row others belong to (a profile) goes through its app's own delete:
+        its tasks are deleted (and logged) with it, the last one is kept, the current one is switched."""
+        owner = next((p for p in self.runtime.plugins.values() if getattr(p, "table", None) == table), None)
+        if owner is not None and not getattr(owner, "per_profile", True):
+            return owner.delete(ctx, id=row_id).signals
+        ctx.delete(table, row_id)
+        return ()
 
     def events(self) -> list[dict]:
         return self.db.query("SELECT * FROM events WHERE actor != 'system' OR changes != '[]' "

@@ -1,10 +1,13 @@
 """What Chip sees: system prompt + the conversation with recent app events interleaved, fitted to a token budget.
 
 The system prompt is persona, the crash course from docs/, and the current
-state (profile, open app, each app's summary, the tasks as quoted data). The
-conversation and the events (collapsed into one note per gap between
-messages) fill the rest of the budget from the newest backwards; the oldest
-turns are dropped whole, never cut mid-message.
+state (profile, open app, each app's summary, the tasks as quoted data). When
+the newest message asks for it, excerpts retrieved from the knowledge index
+come next, as one note just before that message, within their own share of
+the budget (the worst matches are dropped first). The conversation and the
+events (collapsed into one note per gap between messages) fill the rest of
+the budget from the newest backwards; the oldest turns are dropped whole,
+never cut mid-message.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from loguru import logger
 
 from ..events import recent_events
+from ..knowledge.recall import Recall, excerpt, knowledge_note, recall, source_of
 from .conversations import Conversations
 
 DOCS_DIR = Path(__file__).resolve().parents[3] / "docs"
@@ -24,6 +28,7 @@ PERSONA = ("You are Chip, the assistant that lives inside Theseus, a local-first
 EVENT_WINDOW = 40  # how many recent actions Chip may see
 TASKS_IN_STATE = 40
 REPLY_TOKENS = 512
+KNOWLEDGE_SHARE = 0.4  # at most this share of the room left after the system prompt goes to retrieved excerpts
 ACTORS = {"user": "the user", "llm": "Chip", "system": "Theseus"}
 
 
@@ -39,6 +44,9 @@ class Context:
     budget: int
     tokens: dict[str, int] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
+    recall: Recall | None = None  # what was looked up for the newest message, and why (or why not)
+    knowledge: list = field(default_factory=list)  # the hits whose excerpts entered the context
+    sources: list[dict] = field(default_factory=list)  # the same, as the reply stores them
 
     @property
     def total(self) -> int:
@@ -102,9 +110,30 @@ def timeline(runtime, conversation_id: int) -> list[dict]:
     return items
 
 
+def fit_knowledge(context: Context, count, room: int) -> dict | None:
+    """The knowledge note with the best excerpts that fit `room` tokens; the rest are listed as dropped."""
+    excerpts = []
+    for hit in context.recall.hits if context.recall else []:
+        if count(knowledge_note(excerpts + [excerpt(hit)])["content"]) > room:
+            context.dropped.append(f"knowledge: {hit.cite} (no room)")
+            continue
+        excerpts.append(excerpt(hit))
+        context.knowledge.append(hit)
+    context.sources = [source_of(hit) for hit in context.knowledge]
+    if not excerpts:
+        return None
+    note = knowledge_note(excerpts)
+    context.tokens["knowledge"] = count(note["content"])
+    return note
+
+
 def build_context(runtime, backend, conversation_id: int, *, instruction: str = "",
-                  window: int | None = None, reply_tokens: int = REPLY_TOKENS, extra: str = "") -> Context:
-    """Fit system prompt + timeline (+ a final instruction) into the backend's window."""
+                  window: int | None = None, reply_tokens: int = REPLY_TOKENS, extra: str = "",
+                  pending: str = "") -> Context:
+    """Fit system prompt + knowledge + timeline (+ a final instruction) into the backend's window.
+
+    `pending` is a message not stored yet (Chip's context page previews the next turn with it).
+    """
     window = window or getattr(backend, "n_ctx", None) or 4096
     budget = window - reply_tokens
     system = {"role": "system", "content": system_prompt(runtime, extra)}
@@ -113,17 +142,21 @@ def build_context(runtime, backend, conversation_id: int, *, instruction: str = 
     used = count(system["content"]) + sum(count(m["content"]) for m in final)
     context = Context([], budget, {"system": count(system["content"])})
     kept: list[dict] = []
-    items = timeline(runtime, conversation_id)
+    items = timeline(runtime, conversation_id) + ([{"role": "user", "content": pending}] if pending else [])
+    question = items[-1]["content"] if items and items[-1]["role"] == "user" and not instruction else ""
+    context.recall = recall(runtime.knowledge, question) if question else None
+    note = fit_knowledge(context, count, int(KNOWLEDGE_SHARE * (budget - used - count(question))))
+    used += context.tokens.get("knowledge", 0)
     for position, item in enumerate(reversed(items)):
         cost = count(item["content"]) + 4  # role markers
         if used + cost > budget:
             if position == 0 and item["role"] == "user":
                 raise ContextTooLarge("That message is too long for the model's context; please shorten it.")
-            context.dropped = [f"{m['role']}: {m['content'][:40]!r}" for m in items[:len(items) - position]]
+            context.dropped += [f"{m['role']}: {m['content'][:40]!r}" for m in items[:len(items) - position]]
             break
         kept.insert(0, item)
         used += cost
-    context.messages = [system, *kept, *final]
+    context.messages = [system, *kept[:-1], note, *kept[-1:], *final] if note else [system, *kept, *final]
     context.tokens["conversation"] = sum(count(m["content"]) for m in kept if m["role"] != "system")
     context.tokens["events"] = sum(count(m["content"]) for m in kept if m["role"] == "system")
     if final:

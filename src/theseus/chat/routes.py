@@ -136,8 +136,8 @@ async def chat_socket(chat: Chat, websocket: WebSocket) -> None:
     subscription = chat.sockets.subscribe(websocket.query_params.get("tab"))
     forwarder = asyncio.create_task(forward(subscription, websocket))
     try:
-        while True:
-            await handle(chat, websocket, await websocket.receive_text())
+        while (raw := await receive(websocket)) is not None:
+            await handle(chat, websocket, raw)
     except WebSocketDisconnect:
         pass
     finally:
@@ -145,10 +145,21 @@ async def chat_socket(chat: Chat, websocket: WebSocket) -> None:
         subscription.close()
 
 
+async def receive(websocket: WebSocket) -> str | None:
+    """The next message as text (a binary frame is decoded, never a crash); None once the tab has gone."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        return None
+    if message.get("text") is not None:
+        return message["text"]
+    return (message.get("bytes") or b"").decode("utf-8", errors="replace")
+
+
 async def forward(subscription, websocket: WebSocket) -> None:
+    """Send every chat broadcast to this tab; when the server shuts down, close with 1012 so the tab reconnects."""
     while (message := await subscription.get()) is not None:
         await websocket.send_text(message.data)
-    await websocket.close()
+    await websocket.close(code=1012)  # "service restart": htmx's ws extension reconnects by itself
 
 
 async def handle(chat: Chat, websocket: WebSocket, raw: str) -> None:

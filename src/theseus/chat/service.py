@@ -19,7 +19,9 @@ from fasthtml.common import to_xml
 from loguru import logger
 
 from ..actions import OperationError
+from ..db import storage_problem
 from ..events import Broadcaster, Message
+from ..knowledge.recall import store_sources
 from ..llm.base import Backend, BackendError
 from .agent import Agent, Reply, parse, recent_turns
 from .context import ContextTooLarge, build_context
@@ -38,6 +40,10 @@ POKE = ("The user pressed the Poke button. In one or two short sentences, and ba
 
 class ChatError(Exception):
     """A turn that cannot run or failed; str() is the message shown to the user."""
+
+
+class Stopped(Exception):
+    """The user pressed Stop before Chip had decided what to do."""
 
 
 class Chat:
@@ -115,15 +121,20 @@ class Chat:
             else:
                 self.say(conversation_id, key, reply)
                 yield reply.text
+        except Stopped:
+            self.publish(Notice("Stopped: Chip did nothing.", kind="info", id=message_id(key), hx_swap_oob="true"),
+                         ChatForm(hx_swap_oob="true"))
         except (BackendError, ContextTooLarge) as error:
             logger.warning(f"chat: reply failed: {error}")
             self.publish(Notice(f"Chip can't answer right now: {error}", id=message_id(key), hx_swap_oob="true"),
                          ChatForm(hx_swap_oob="true"))
             raise ChatError(str(error)) from error
-        except Exception as error:  # a bug: say so in every tab and free the chat, never leave it stuck
-            logger.exception("chat: turn failed")
-            self.publish(Notice("Something went wrong while Chip was answering; the details are in server.log.",
-                                id=message_id(key), hx_swap_oob="true"), ChatForm(hx_swap_oob="true"))
+        except Exception as error:  # a bug (or a full disk): say so in every tab and free the chat
+            reason = storage_problem(error)
+            logger.opt(exception=None if reason else error).error(f"chat: turn failed: {reason or error}")
+            text = f"Not saved: {reason}. Chip can't answer until there is room again." if reason else \
+                "Something went wrong while Chip was answering; the details are in server.log."
+            self.publish(Notice(text, id=message_id(key), hx_swap_oob="true"), ChatForm(hx_swap_oob="true"))
             raise ChatError(str(error)) from error
         finally:
             self.cancel = None
@@ -141,13 +152,26 @@ class Chat:
         if not rest:
             self.agent.set_mode(mode)
             return Reply(f"Mode: **{mode}**. " + MODE_NOTES[mode])
-        await self.ensure_ready(key)
+        await self.until_stopped(self.ensure_ready(key))
         recent = recent_turns(self.conversations.messages(conversation_id))
-        command = await self.agent.decide(rest, recent, mode)
+        command = await self.until_stopped(self.agent.decide(rest, recent, mode))
         logger.info(f"chat: decoded {command.operation} {command.args} ({mode} mode)")
         if command.is_none:
             return None
         return await self.agent.act(command, conversation_id)
+
+    async def until_stopped(self, work):
+        """Await work, unless Stop is pressed first: then cancel it and raise Stopped (a hung model never
+        holds the chat)."""
+        task, stop = asyncio.ensure_future(work), asyncio.ensure_future(self.cancel.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        raise Stopped
 
     def claim(self) -> None:
         if self.cancel is not None:
@@ -171,9 +195,15 @@ class Chat:
                     self.publish(body)
                     shown = shows_text(body)
         stopped = self.cancel.is_set()
-        self.finish(conversation_id, key, text, stopped)
+        self.finish(conversation_id, key, text, stopped, context.sources)
         logger.info(f"chat: reply of {len(text)} characters in {time.perf_counter() - started:.1f} s"
                     + (" (stopped)" if stopped else ""))
+
+    def announce(self, text: str) -> dict:
+        """Chip says a scripted line (e.g. a workflow step's message) in the current conversation."""
+        message = self.conversations.add(self.conversations.current()["id"], "assistant", text)
+        self.publish(Appended(ChatMessage(message)))
+        return message
 
     def say(self, conversation_id: int, key: str, reply: Reply) -> None:
         """Store a reply Chip did not have to generate, with its Undo or Confirm card."""
@@ -195,8 +225,8 @@ class Chat:
         else:
             await self.backend.wait_ready(UNREACHABLE_TIMEOUT)
 
-    def finish(self, conversation_id: int, key: str, text: str, stopped: bool) -> None:
-        """Store the reply (unless empty) and put its final rendering in every tab."""
+    def finish(self, conversation_id: int, key: str, text: str, stopped: bool, sources: list | None = None) -> None:
+        """Store the reply (unless empty) with the sources it was given; put its final rendering in every tab."""
         if not text.strip():
             final = Notice("Chip stopped before saying anything." if stopped else "Chip had nothing to say.",
                            kind="info", id=message_id(key), hx_swap_oob="true")
@@ -204,6 +234,8 @@ class Chat:
             message = self.conversations.add(conversation_id, "assistant", text,
                                              status="stopped" if stopped else "done",
                                              tokens=self.backend.count_tokens(text))
+            if sources:
+                message = store_sources(self.runtime.db, message, sources)
             final = ChatMessage(message, hx_swap_oob=f"outerHTML:#{message_id(key)}")
         self.publish(final, ChatForm(hx_swap_oob="true"))
 

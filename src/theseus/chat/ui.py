@@ -7,6 +7,8 @@ import re
 from fasthtml.common import (A, Article, Aside, Button, Details, Div, Footer, Form, Header, Input, Li, NotStr, P,
                              Small, Span, Strong, Summary, Textarea, Ul, to_xml)
 
+from ..knowledge.recall import stored_sources
+from ..knowledge.viewer import source_url
 from ..markup import render_markdown
 
 CHAT_LOG_ID = "chat-log"
@@ -30,9 +32,21 @@ def ChatMessage(message: dict, card="", *, key=None, streaming: bool = False, **
     who = "You" if message["role"] == "user" else "Chip"
     note = Small(" (stopped)", cls="stopped") if message.get("status") == "stopped" else ""
     return Article(Header(Strong(who), note),
-                   Div(NotStr(render_markdown(message["content"])), id=body_id(key), cls="body"), card,
+                   Div(NotStr(render_markdown(message["content"])), id=body_id(key), cls="body"),
+                   Sources(stored_sources(message)), card,
                    id=message_id(key), cls=f"message {message['role']}{' streaming' if streaming else ''}",
                    **attrs)
+
+
+def Sources(sources: list[dict]):
+    """The sources a reply was given, as links into the read-only source viewer (rendered by the app, not Chip)."""
+    if not sources:
+        return ""
+    items = [Li(Small(f"action log, event #{s['event_id']}: {s.get('title', '')}")) if s.get("kind") == "event"
+             else Li(A(f"{s['path']}:{s.get('line', 1)}", href=source_url(s["path"], s.get("line"), s.get("end")),
+                       target="_blank", cls="source-link"), " ", Small(s.get("title", "")))
+             for s in sources]
+    return Div(Small("Sources"), Ul(*items), cls="sources")
 
 
 def Appended(component):
@@ -137,7 +151,9 @@ def ChatLog(messages: list[dict], **attrs):
 def ChatPane(conversation: dict, messages: list[dict], conversations: list[dict], status, *, tab: str,
              streaming: bool = False):
     """The whole chat pane; its WebSocket carries messages up and streamed replies down."""
-    return Aside(Div(ModelStatus(status), ConversationBar(conversation), cls="chat-head"),
+    return Aside(Div(ModelStatus(status), A("What Chip sees", href="/chip/context", target="_blank",
+                                            cls="chip-context-link", title="Chip's context for the next message"),
+                     ConversationBar(conversation), cls="chat-head"),
                  Details(Summary("Conversations"), ConversationList(conversations, conversation["id"]),
                          cls="chat-history"),
                  ChatLog(messages), ChatForm(streaming),

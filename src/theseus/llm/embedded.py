@@ -233,9 +233,27 @@ def _grammar(schema: dict):
     from llama_cpp import LlamaGrammar
 
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return LlamaGrammar.from_string(grammar_text(schema), verbose=False)
     except Exception as e:
         raise BackendError(f"Cannot turn this JSON schema into a grammar: {e}") from e
+
+
+def grammar_text(schema: dict) -> str:
+    """The GBNF grammar for a JSON schema, with string literals escaped correctly.
+
+    llama-cpp-python's converter leaves backslashes unescaped, so an enum value holding a quote
+    (a task called 'say "hi"') broke the grammar, and llama.cpp crashed the process while sampling.
+    """
+    from llama_cpp.llama_grammar import SchemaConverter
+
+    class Converter(SchemaConverter):
+        def _format_literal(self, literal: str) -> str:
+            escapes = {"\\": "\\\\", "\r": "\\r", "\n": "\\n", '"': '\\"'}
+            return '"' + "".join(escapes.get(c, c) for c in literal) + '"'
+
+    converter = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter.visit(converter.resolve_refs(json.loads(json.dumps(schema)), "stdin"), "")
+    return converter.format_grammar()
 
 
 def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event) -> Callable:

@@ -17,6 +17,60 @@
     });
   });
 
+  // Live updates reach a tab by two roads: its own changes in the HTTP response, everyone else's
+  // over SSE, and one can overtake the other. Each batch carries its event id (its place in commit
+  // order), so a row never goes back to an older version. And an inline edit in progress is not
+  // replaced by a live update of its row (typing stays, Save applies it, Escape shows the newest);
+  // a deletion still removes it.
+  var seen = {}, batch = null;  // row id -> newest event id shown; the event id of the batch being swapped
+  document.body.addEventListener("htmx:sseBeforeMessage", function (event) {
+    batch = Number(event.detail.lastEventId) || null;
+  });
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    batch = Number(xhr && xhr.getResponseHeader("X-Theseus-Event")) || null;
+  });
+  document.body.addEventListener("htmx:beforeRequest", function (event) {
+    var row = event.detail.elt.closest && event.detail.elt.closest("li.editing");
+    if (row) row.dataset.saving = "true";
+  });
+  function rowsIn(fragment) {
+    if (fragment.matches && fragment.matches("li[id]")) return [fragment];
+    return fragment.querySelectorAll ? Array.prototype.slice.call(fragment.querySelectorAll("li[id]")) : [];
+  }
+  function editing(el) { return !!el && el.matches("li.editing") && !el.dataset.saving; }
+  function older(id) { return batch !== null && (seen[id] || 0) > batch; }
+  document.body.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target, fragment = event.detail.fragment;
+    if (!fragment || !target.matches) return;
+    var rows = rowsIn(fragment);
+    if (target.matches("li[id]")) {  // one row: replaced or deleted
+      var replaced = rows.some(function (row) { return row.matches("li.item"); });
+      if (older(target.id) || (replaced && editing(target))) event.detail.shouldSwap = false;
+      else if (batch !== null) seen[target.id] = batch;
+      return;
+    }
+    var root = fragment instanceof DocumentFragment ? fragment.firstElementChild : null;
+    var whole = !!root && root.id === target.id;  // the list re-rendered (not rows appended to it)
+    rows.forEach(function (row) {
+      var current = document.getElementById(row.id);
+      if (older(row.id) || editing(current)) {
+        if (current && whole) row.replaceWith(current.cloneNode(true));  // keeps the newer row, or the typing
+        else row.remove();
+      } else if (batch !== null) {
+        seen[row.id] = batch;
+      }
+    });
+  });
+
+  // Escape in an inline edit cancels it: the row shows as stored. (Done here because an htmx
+  // trigger filter such as keyup[key=='Escape'] needs eval, which is off: it fired on every key.)
+  document.body.addEventListener("keydown", function (event) {
+    var row = event.key === "Escape" && event.target.closest && event.target.closest("li.editing");
+    var cancel = row && row.querySelector("button.cancel");
+    if (cancel) { event.preventDefault(); cancel.click(); }
+  });
+
   // An add form empties itself once its item was added.
   document.body.addEventListener("htmx:afterRequest", function (event) {
     var form = event.detail.elt;
@@ -70,8 +124,61 @@
       .catch(function () { button.textContent = "Copy failed"; });
   });
 
-  // Show whether this tab is connected to the live-sync stream.
-  function setLive(state) { document.body.dataset.live = state; }
-  document.body.addEventListener("htmx:sseOpen", function () { setLive("open"); });
-  document.body.addEventListener("htmx:sseError", function () { setLive("reconnecting"); });
+  // Show whether this tab is connected to the live-sync stream. A server restart (the dev loop)
+  // says "restarting" first: a small overlay shows until the stream is back. After any reconnect
+  // the page brings itself up to date: it may have missed changes, or the server runs new code.
+  var REFRESHED = ["apps-menu", "profile-menu", "devloop-banner", "conversation-bar", "conversations", "chat-log"];
+  function setLive(state) {
+    document.body.dataset.live = state;
+    var overlay = document.getElementById("restart-overlay");
+    if (state === "restarting" && !overlay) {
+      overlay = document.createElement("div");
+      overlay.id = "restart-overlay";
+      overlay.className = "restart-overlay";
+      overlay.setAttribute("role", "status");
+      overlay.textContent = "Theseus is restarting…";
+      document.body.appendChild(overlay);
+    } else if (state !== "restarting" && overlay) {
+      overlay.remove();
+    }
+  }
+  function swapFrom(fresh, id, style) {
+    var now = document.getElementById(id), next = fresh.getElementById(id);
+    if (now && next) htmx.swap(now, style === "innerHTML" ? next.innerHTML : next.outerHTML, { swapStyle: style });
+  }
+  function load(url) {
+    return fetch(url).then(function (r) { return r.text(); })
+      .then(function (html) { return new DOMParser().parseFromString(html, "text/html"); });
+  }
+  function apply(fresh) {
+    var form = document.getElementById("chat-form"), next = fresh.getElementById("chat-form");
+    var streaming = form && next && form.dataset.streaming === "true" && next.dataset.streaming === "true";
+    REFRESHED.forEach(function (id) {
+      if (!(streaming && id === "chat-log")) swapFrom(fresh, id, "outerHTML");  // a reply still streams into it
+    });
+    if (form && next && form.dataset.streaming !== next.dataset.streaming) swapFrom(fresh, "chat-form", "outerHTML");
+  }
+  function refresh() {
+    load(location.href).then(function (fresh) {
+      if (fresh.getElementById("main")) {
+        swapFrom(fresh, "main", "innerHTML");
+        return apply(fresh);
+      }
+      var main = document.getElementById("main"), message = fresh.querySelector("main");  // this app is gone
+      if (main && message) htmx.swap(main, message.innerHTML, { swapStyle: "innerHTML" });
+      return load("/").then(apply);
+    }).catch(function () { setLive("reconnecting"); });
+  }
+  document.body.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.detail.source, away = document.body.dataset.live;
+    if (!source.theseusRestart) {
+      source.theseusRestart = true;
+      source.addEventListener("restarting", function () { setLive("restarting"); });
+    }
+    setLive("open");
+    if (away === "restarting" || away === "reconnecting") refresh();
+  });
+  document.body.addEventListener("htmx:sseError", function () {
+    if (document.body.dataset.live !== "restarting") setLive("reconnecting");
+  });
 })();
