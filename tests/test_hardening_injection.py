@@ -79,12 +79,9 @@ def test_instructions_in_docs_and_plugin_notes_never_delete_without_a_click(runt
 
 
 def test_an_injected_workflow_value_never_deletes_without_a_click(runtime):
-    if "hello" not in runtime.plugins:
-        pytest.skip("the Hello workflow is not there")
     for name in ("buy bread", "call the plumber"):
         runtime.registry.execute("tasks.insert", {"name": name}, actor="user")
-    run = runtime.registry.execute("hello.start", {}, actor="user").value
-    key = run["key"] if isinstance(run, dict) else run.key
+    key = runtime.registry.execute("hello.start", {}, actor="user").value["key"]
     runtime.registry.execute("hello.submit", {"key": key, "step": "step_01", "value": INJECTIONS[0][:100]},
                              actor="user")
     runtime.db.store["last_app"] = "hello"  # the user is in the workflow: Chip acts on it

@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+from ..actions import NotFound
+
 NOTES_DIR = Path(__file__).resolve().parents[3] / "docs" / "workflows"
 VALUE_FOR_CHIP = 200  # the longest value Chip writes into a step
 
@@ -40,8 +42,10 @@ class ChipGuide:
     def open_run(self):
         """The run the user last opened in this workflow (None if none, or it was deleted)."""
         key = self.store.get(f"{self.name}.open_run")
-        rows = self.db.query("SELECT * FROM pipelines WHERE key = ? AND app = ?", (key, self.name)) if key else []
-        return self.run_class.from_row(rows[0]) if rows else None
+        try:
+            return self.find_run(key) if key else None
+        except NotFound:
+            return None
 
     def summary(self) -> str:
         run = self.open_run()

@@ -138,7 +138,6 @@ class Workflow(ChipGuide, Plugin):
     item = "step"
     order = 200
     value_limit = VALUE_LIMIT
-    run_class = Run
 
     def result(self, values: dict):
         """What the finished run shows above Finalize (FT); subclasses override."""
@@ -319,8 +318,7 @@ class Workflow(ChipGuide, Plugin):
         return Result(f"{self.display_name} {run.key}: started {step.label}", {"key": run.key, "job": step.id})
 
     def cancel_jobs(self, key: str) -> bool:
-        jobs = getattr(self.runtime, "jobs", None)
-        return bool(jobs and jobs.cancel(key))
+        return self.runtime.jobs.cancel(key)
 
     @operation(target="step", verb="cancel")
     def cancel(self, ctx, key: RunKey) -> Result:
