@@ -47,6 +47,11 @@ class ChipGuide:
         except NotFound:
             return None
 
+    def remember_open(self, run) -> None:
+        """Note the run the user is looking at (written only when it changes: page views stay reads)."""
+        if self.store.get(f"{self.name}.open_run") != run.key:
+            self.store[f"{self.name}.open_run"] = run.key
+
     def summary(self) -> str:
         run = self.open_run()
         return f"run {run.key} open" if run else ""
