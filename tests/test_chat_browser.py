@@ -17,6 +17,17 @@ def send(page, text):
     page.press("#chat-form textarea", "Enter")
 
 
+def reply_to(page, text, timeout: float = 120_000):
+    """Send a message and wait for Chip's finished reply to it (not an earlier one); return that reply."""
+    before = page.locator(".message.assistant").count()
+    send(page, text)
+    page.wait_for_function(
+        f"document.querySelectorAll('.message.assistant').length > {before}"
+        " && !document.querySelector('.message.assistant.streaming')"
+        " && document.querySelector('#chat-form')?.dataset.streaming === 'false'", timeout=timeout)
+    return page.locator(".message.assistant").last
+
+
 @pytest.fixture
 def backend(embedded):
     """These tests talk to the real model."""

@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO_ROOT, free_port
+from tests.test_chat_browser import reply_to
 from theseus.cli import main
 from theseus.config import Config
 from theseus.db import Database
@@ -88,10 +89,8 @@ def backend(embedded):
 @pytest.mark.model
 def test_asking_about_a_workflow_links_to_the_right_file_in_the_viewer(open_page, live_server):
     page = open_page("/apps/tasks")
-    page.fill("#chat-form textarea", "/chat How does the Hello workflow greet me?")
-    page.press("#chat-form textarea", "Enter")
-    expect(page.locator("#chat-form[data-streaming=false]")).to_be_attached(timeout=120_000)
-    links = page.locator(".message.assistant .sources a.source-link")
+    reply = reply_to(page, "/chat How does the Hello workflow greet me?")
+    links = reply.locator(".sources a.source-link")
     expect(links.first).to_be_visible()
     hello = links.filter(has_text="hello")
     expect(hello.first).to_be_visible()
