@@ -8,7 +8,6 @@ import os
 import re
 import socket as net
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from theseus.logs import setup_logging
 from theseus.runtime import Runtime
 from theseus.server import Server
 from tests.fakes import ScriptedBackend
+from tests.waits import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -113,11 +113,8 @@ class LiveServer:
 
     def start(self) -> "LiveServer":
         self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the live server did not start")
-            time.sleep(0.02)
+        wait_until(lambda: self.server.started or not self.thread.is_alive(), "the live server to start", 15)
+        assert self.server.started, "the live server did not start"
         return self
 
     def stop(self) -> None:

@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.waits import wait_until
 
 THESEUS = [sys.executable, "-m", "theseus"]
 
@@ -39,16 +39,22 @@ def start_server(data_dir, port, *options, env=None):
     """A real `theseus serve` process on this port, once it answers /health (its log is server.log)."""
     process = subprocess.Popen([*THESEUS, "serve", "--port", str(port), "--data", str(data_dir), *options],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.05)
-    process.kill()
-    log = data_dir / "server.log"
-    pytest.fail(f"theseus serve did not come up: {log.read_text() if log.exists() else 'no server.log'}")
+    try:
+        wait_until(lambda: answers(port) or process.poll() is not None, "theseus serve to come up", 30, 0.05)
+    finally:
+        if not answers(port):
+            process.kill()
+            log = data_dir / "server.log"
+            pytest.fail(f"theseus serve did not come up: {log.read_text() if log.exists() else 'no server.log'}")
+    return process
+
+
+def answers(port) -> bool:
+    """Whether a server on this loopback port answers /health."""
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_serve_writes_a_fresh_log_and_stops_cleanly_with_a_tab_open(tmp_path):

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -17,6 +16,7 @@ from watchdog.events import FileModifiedEvent, FileMovedEvent
 from tests.conftest import free_port
 from theseus import devloop
 from theseus.devloop import Changes, Problem, Supervisor, check_syntax, import_problem
+from tests.waits import wait_until
 
 GOOD_PLUGIN = '''from theseus.plugins import Plugin
 from fasthtml.common import P
@@ -117,16 +117,6 @@ def health(base: str) -> dict | None:
         return None
 
 
-def wait_for(condition, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.fixture
 def watched_server(tmp_path):
     """`theseus serve --watch` (the supervisor, with the server as its child) on a fresh data dir."""
@@ -137,7 +127,7 @@ def watched_server(tmp_path):
                                text=True, start_new_session=True)
     process.base, process.data = f"http://127.0.0.1:{port}", data
     try:
-        wait_for(lambda: health(process.base) or process.poll() is not None, "the server to come up")
+        wait_until(lambda: health(process.base) or process.poll() is not None, "the server to come up")
         assert process.poll() is None, process.stdout.read()
         yield process
     finally:
@@ -174,7 +164,7 @@ def restarted(base, old_pid, **expect_fields):
         if state and state["pid"] != old_pid and all(f(state) for f in expect_fields.values()):
             return state
         return None
-    return wait_for(check, "the server to restart")
+    return wait_until(check, "the server to restart")
 
 
 @pytest.mark.browser
@@ -213,7 +203,7 @@ def test_edits_restart_the_server_and_open_tabs_follow(watched_server, context):
     expect(late.locator("#devloop-banner")).to_contain_text("greeter.py:3")
     expect(late.locator("#greeting")).to_have_text("hello from one")
     assert health(base)["pid"] == second["pid"]
-    wait_for(lambda: "dev loop: not restarted: " in (data / "server.log").read_text(), "the error in server.log")
+    wait_until(lambda: "dev loop: not restarted: " in (data / "server.log").read_text(), "the error in server.log")
 
     # Fixed, but the plugin raises at import: restart, banner gone, the plugin listed as broken,
     # its traceback in the log, everything else (data, chat history) intact.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from theseus.knowledge import Knowledge
 from theseus.knowledge.chunking import chunk_file
 from theseus.knowledge.embedders import E5Embedder
 from theseus.knowledge.index import MAX_FILE_BYTES, Report, Source
+from tests.waits import wait_until
 
 GUIDE = """# Guide
 
@@ -215,17 +215,11 @@ def test_events_are_indexed_as_chunks(knowledge):
 
 def test_the_watcher_reindexes_an_edited_doc_while_running(knowledge, corpus):
     knowledge.start(watch=True)
-    deadline = time.monotonic() + 60
-    while knowledge.watcher is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert knowledge.watcher is not None, knowledge.index.state
+    wait_until(lambda: knowledge.watcher is not None, f"the watcher to start ({knowledge.index.state})")
     (corpus / "docs" / "more" / "faq.md").write_text("# FAQ\n\nThe kettle whistles when the water boils.\n")
     (corpus / "docs" / "new.md").write_text("# New page\n\nAbout teapots.\n")
-    while time.monotonic() < deadline:
-        texts = " ".join(r["text"] for r in rows(knowledge, "SELECT text FROM chunks"))
-        if "kettle whistles" in texts and "teapots" in texts:
-            break
-        time.sleep(0.1)
+    wait_until(lambda: all(text in " ".join(r["text"] for r in rows(knowledge, "SELECT text FROM chunks"))
+                           for text in ("kettle whistles", "teapots")), "both edits in the index", every=0.1)
     hit = knowledge.search("kettle whistles").hits[0]
     assert hit.path == "docs/more/faq.md"
     assert "teapots" in " ".join(r["text"] for r in rows(knowledge, "SELECT text FROM chunks"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from theseus.chat.context import system_prompt
 from theseus.workflows.cards import final_card_id, run_id, runs_list_id, step_card_id
 from theseus.workflows.engine import VALUE_LIMIT, Step, Workflow
 from theseus.workflows.linkgraph import link_graph
+from tests.waits import wait_until
 
 HX = {"HX-Request": "true"}
 
@@ -213,12 +213,8 @@ def test_deleting_a_run_removes_it(runtime):
 
 # ---- the long job ----
 
-def wait_for(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+def wait_for(condition):
+    return wait_until(condition, "the job's state", timeout=30)
 
 
 def start_hashing(runtime, folder: Path, pace: str = "full speed") -> str:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import threading
-import time
 from contextlib import contextmanager
 
 import pytest
 import uvicorn
 
 from tests.conftest import free_port
+from tests.waits import wait_until
 
 
 @contextmanager
@@ -22,11 +23,8 @@ def serve(app):
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"test-server-{port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("test server did not start")
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), "the test server to start", timeout=10, every=0.01)
+    assert server.started, "the test server did not start"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -44,3 +42,19 @@ def serve_asgi():
 def unused_port():
     """A function returning a loopback port nothing listens on."""
     return free_port
+
+
+@pytest.fixture
+def unanswered_port():
+    """A loopback port whose accept queue is full, so a new connection hangs as to a host that never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = [socket.socket() for _ in range(3)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    yield port
+    for sock in (*fillers, listener):
+        sock.close()

@@ -3,7 +3,6 @@ NDJSON protocol (Ollama itself cannot be installed here)."""
 
 import asyncio
 import json
-import time
 
 import pytest
 from starlette.applications import Starlette
@@ -137,12 +136,11 @@ def test_cancel_stops_promptly(ollama):
         stream = backend.stream_chat(HI, cancel=cancel)
         pieces.append(await anext(stream))
         asyncio.get_running_loop().call_later(0.02, cancel.set)  # lands while a read is pending
-        started = time.perf_counter()
         pieces += [p async for p in stream]
-        return pieces, time.perf_counter() - started
+        return pieces
 
-    pieces, elapsed = run_with(url, "slow", scenario)
-    assert 1 <= len(pieces) <= 3 and elapsed < 0.5
+    pieces = run_with(url, "slow", scenario)
+    assert 1 <= len(pieces) <= 3  # of the 200 the slow model would send
 
 
 @pytest.mark.parametrize(
@@ -162,16 +160,13 @@ def test_bad_replies_are_clear_errors(ollama, model, error, message):
 
 
 def test_first_token_timeout(ollama):
-    url, _ = ollama
-    started = time.perf_counter()
+    url, _ = ollama  # the stalling model would answer after 30 s: only the timeout can raise this
     with pytest.raises(BackendUnavailable, match="stopped answering"):
         run_with(url, "stall", collect, first_token_timeout=0.5)
-    assert time.perf_counter() - started < 3
 
 
 def test_connection_refused_is_unavailable_quickly(unused_port):
     url = f"http://127.0.0.1:{unused_port()}"
-    started = time.perf_counter()
     with pytest.raises(BackendUnavailable, match="Cannot connect to ollama"):
         run_with(url, "gemma3", collect)
     with pytest.raises(BackendUnavailable, match="Cannot connect"):
@@ -184,11 +179,8 @@ def test_connection_refused_is_unavailable_quickly(unused_port):
         return backend.status()
 
     assert run_with(url, "gemma3", probe).state == "unreachable"
-    assert time.perf_counter() - started < 5
 
 
-def test_unroutable_host_is_unavailable_within_the_connect_timeout():
-    started = time.perf_counter()
+def test_a_host_that_never_answers_is_unavailable_after_the_connect_timeout(unanswered_port):
     with pytest.raises(BackendUnavailable):
-        run_with("http://10.255.255.1:11434", "gemma3", collect, connect_timeout=0.5)
-    assert time.perf_counter() - started < 3
+        run_with(f"http://127.0.0.1:{unanswered_port}", "gemma3", collect, connect_timeout=0.5)

@@ -5,7 +5,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from theseus.llm import BackendError, BackendUnavailable, OpenAICompatBackend
+from tests.waits import wait_until
 
 SCHEMA = {"type": "object", "properties": {"op": {"enum": ["add", "none"]}}, "required": ["op"]}
 COUNTING = [{"role": "user", "content": "Count from 1 to 100 in digits, separated by commas."}]
@@ -46,17 +46,15 @@ def llama_server(real_model, unused_port, tmp_path_factory):
 
 
 def _wait_for_models(base_url, process, log, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def up() -> bool:
         if process.poll() is not None:
             pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{base_url}/models", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"llama_cpp.server did not answer within {timeout} s:\n{log.read_text()[-2000:]}")
+            return False
+
+    wait_until(up, f"llama_cpp.server to answer (its log: {log})", timeout, 0.2)
 
 
 @pytest.mark.model
@@ -192,12 +190,10 @@ def test_unknown_model_and_refused_connection(serve_asgi, unused_port):
         assert backend.status().state == "error" and "m1, m2" in backend.status().detail
         await backend.close()
         down = OpenAICompatBackend(f"http://127.0.0.1:{unused_port()}/v1", "m1")
-        started = time.perf_counter()
         with pytest.raises(BackendUnavailable, match="Cannot connect"):
             await collect(down)
         await down.start()
         assert down.status().state == "unreachable"
-        assert time.perf_counter() - started < 3
         await down.close()
 
     with serve_asgi(scripted_server([])) as url:
