@@ -266,6 +266,45 @@ def test_a_folder_that_vanishes_fails_cleanly(runtime, tmp_path):
         submit(runtime, key, "step_01", str(folder), name="longjob")
 
 
+def test_a_job_result_too_large_to_keep_whole_is_kept_capped_with_a_note(runtime):
+    from fasthtml.common import to_xml
+
+    from theseus.workflows.cards import StepCard
+    from theseus.workflows.jobs import RESULT_LIMIT
+
+    big = {"lines": [f'line {n} "quoted" \\ ü' for n in range(5_000)]}  # escapes make its JSON longer still
+
+    class Big(Workflow):
+        name, display_name, description = "big", "Big", "A job with a large result."
+        steps = [Step(id="step_01", label="Run", kind="job", job=lambda values, job: big)]
+
+    runtime.add_plugin(Big(runtime))
+    key = start(runtime, "big")
+    submit(runtime, key, "step_01", name="big")
+    entry = wait_for(lambda: data_of(runtime, key).get("step_01", {}).get("done") and data_of(runtime, key)["step_01"])
+    whole = json.dumps(big, ensure_ascii=False)
+    assert entry["result"] == {"capped": {"total": len(whole), "kept": RESULT_LIMIT}, "preview": whole[:RESULT_LIMIT]}
+    big_app = runtime.plugins["big"]
+    card = to_xml(StepCard(big_app, big_app.find_run(key), big_app.steps[0]))
+    assert f"The result was {len(whole):,} characters" in card and f"{len(whole) - RESULT_LIMIT:,} were cut" in card
+    assert "line 0 " in card and "line 4999 " not in card  # the start of it, as text
+
+
+def test_a_long_failure_message_is_kept_cut(runtime):
+    def explode(values, job):
+        raise RuntimeError("x" * 50_000)
+
+    class Fails(Workflow):
+        name, display_name, description = "fails", "Fails", "A job that fails at length."
+        steps = [Step(id="step_01", label="Run", kind="job", job=explode)]
+
+    runtime.add_plugin(Fails(runtime))
+    key = start(runtime, "fails")
+    submit(runtime, key, "step_01", name="fails")
+    error = wait_for(lambda: data_of(runtime, key).get("step_01", {}).get("error"))
+    assert error.startswith("Failed: xxx") and len(error) == 1_000
+
+
 # ---- the link graph ----
 
 def test_the_link_graph_finds_links_broken_links_and_orphans(tmp_path):

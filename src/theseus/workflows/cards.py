@@ -8,7 +8,7 @@ out-of-band in every tab, so all tabs show the same run.
 
 from __future__ import annotations
 
-from fasthtml.common import (H2, A, Article, Button, Div, Footer, Form, Header, Input, Option, P, Progress,
+from fasthtml.common import (H2, A, Article, Button, Div, Footer, Form, Header, Input, Option, P, Pre, Progress,
                              Section, Select, Small, Strong, Table, Tbody, Td, Template, Textarea, Th, Thead, Tr)
 
 from loguru import logger
@@ -144,10 +144,26 @@ def StepForm(wf, run, step, value: str | None = None, **attrs):
                    id=step_card_id(run.key, step.id), cls="step open", **attrs)
 
 
+def is_capped(result) -> bool:
+    """Whether a job's saved result is a capped one (jobs.capped_result: a preview and its sizes)."""
+    return isinstance(result, dict) and isinstance(result.get("capped"), dict) and "preview" in result
+
+
+def CappedResult(result: dict):
+    """A job result too large to keep whole: how much was cut, then the start of it as text."""
+    total, kept = result["capped"]["total"], result["capped"]["kept"]
+    return Div(P(Small(f"The result was {total:,} characters, too large to keep whole: the first {kept:,} "
+                       f"are kept and {total - kept:,} were cut."), cls="capped-note"),
+               Pre(result["preview"]), cls="capped-result")
+
+
 def DoneCard(wf, run, step, **attrs):
     """A finished step: its value (or what the step shows for it) and a Revert button."""
     entry = run.entry(step.id)
-    body = guarded(step.show, None, entry, run.values()) if step.show else None
+    if is_capped(entry.get("result")):
+        body = guarded(CappedResult, None, entry["result"])
+    else:
+        body = guarded(step.show, None, entry, run.values())
     body = body if body is not None else P(entry["value"], cls="value")
     revert = ("" if run.finalized else
               Button("Revert", cls="outline secondary revert", hx_post=op_url(f"{wf.name}.revert"),

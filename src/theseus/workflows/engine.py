@@ -37,6 +37,7 @@ from ..plugins import Plugin
 from ..ui import TAB_HEADER, Toast, app_url
 from .cards import Landing, RunPage, StepCard, StepForm, run_fragments
 from .chip import NOTES_DIR, ChipGuide, shorten
+from .jobs import RESULT_JSON_LIMIT
 
 VALUE_LIMIT = 10 * 1024  # a step value longer than this is refused
 RunKey = Annotated[str, Text(min_len=1, max_len=120)]
@@ -329,7 +330,8 @@ class Workflow(ChipGuide, Plugin):
         return Result(f"{self.display_name} {key}: cancelling the job")
 
     @operation(target="step", internal=True)
-    def finish_job(self, ctx, key: RunKey, step: StepId, result: str = "", error: str = "") -> Result:
+    def finish_job(self, ctx, key: RunKey, step: StepId,
+                   result: Annotated[str, Text(max_len=RESULT_JSON_LIMIT)] = "", error: str = "") -> Result:
         """Save a background job's result (or its failure) as the step's value."""
         run = self.find_run(key)
         target = self.step(step)

@@ -22,6 +22,9 @@ from ..events import Message
 from .cards import JobProgress
 
 PUSH_EVERY = 0.2  # seconds between progress pushes to the tabs
+RESULT_LIMIT = 10_000  # characters of a job's result (as JSON) kept in the run; beyond, the start and a note
+RESULT_JSON_LIMIT = 2 * RESULT_LIMIT + 100  # a capped result as JSON: the preview escaped (<= 2 per character)
+ERROR_LIMIT = 1_000  # characters of a job's failure message kept on its card
 
 
 class Cancelled(Exception):
@@ -52,6 +55,15 @@ class Job:
             self.publish(self)
 
 
+def capped_result(result) -> str:
+    """The result as JSON: whole if it fits RESULT_LIMIT, else its first RESULT_LIMIT characters and how many were cut."""
+    text = json.dumps(result, ensure_ascii=False)
+    if len(text) <= RESULT_LIMIT:
+        return text
+    return json.dumps({"capped": {"total": len(text), "kept": RESULT_LIMIT}, "preview": text[:RESULT_LIMIT]},
+                      ensure_ascii=False)
+
+
 class Jobs:
     """The jobs running in this process, by (run key, step id)."""
 
@@ -80,13 +92,12 @@ class Jobs:
     def work(self, wf, job: Job, step, values: dict) -> None:
         args = {"key": job.key, "step": job.step}
         try:
-            result = step.job(values, job)
-            args["result"] = json.dumps(result, ensure_ascii=False)
+            args["result"] = capped_result(step.job(values, job))
         except Cancelled:
             args["error"] = f"Cancelled after {job.done:,} of {job.total:,}." if job.total else "Cancelled."
         except Exception as error:  # a job's own failure is reported on its card, never raised
             logger.opt(exception=error).warning(f"job {job.key}/{job.step} failed")
-            args["error"] = f"Failed: {error}" if str(error) else f"Failed ({type(error).__name__})."
+            args["error"] = (f"Failed: {error}" if str(error) else f"Failed ({type(error).__name__}).")[:ERROR_LIMIT]
         finally:
             with self.lock:
                 self.running.pop((job.key, job.step), None)
