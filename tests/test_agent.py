@@ -76,6 +76,58 @@ def test_a_destructive_command_waits_for_a_click(socket, client, runtime, backen
     assert client.post(f"/chat/confirm/{token}", headers=HX).status_code == 410  # only once
 
 
+def propose_deleting(tab, backend, label: str) -> str:
+    """Have Chip propose deleting a task; the confirm card's token."""
+    backend.commands = [{"command": "delete"}, {"task": label}]
+    tab.send(action="send", message="delete it")
+    return tab.until(FINAL).split('hx-post="/chat/confirm/')[1].split('"')[0]
+
+
+def rename(runtime, task_id, name):
+    runtime.registry.execute("tasks.update", {"id": task_id, "name": name})
+
+
+@pytest.mark.parametrize("meanwhile, left", [
+    (lambda run: rename(run, 2, "b2"), ["a", "b2"]),
+    (lambda run: (rename(run, 2, "x"), rename(run, 2, "b")), ["a", "b"]),  # back to the same values
+    (lambda run: run.registry.execute("tasks.toggle", {"id": 2}), ["a", "b"]),
+    (lambda run: run.registry.execute("tasks.delete", {"id": 2}), ["a"]),
+    (lambda run: (run.registry.execute("tasks.delete", {"id": 2}), add(run, "b")), ["a", "b"]),  # same values
+])
+def test_a_confirm_card_whose_row_changed_since_is_refused(socket, client, runtime, backend, meanwhile, left):
+    add(runtime, "a", "b")
+    tab = socket()
+    token = propose_deleting(tab, backend, "b (#2)")
+    meanwhile(runtime)
+    response = client.post(f"/chat/confirm/{token}", headers=HX)
+    assert response.status_code == 409 and "it was changed or deleted" in response.text
+    assert "Not done: since Chip proposed to delete task 'b' (#2)" in tab.until("Not done")
+    assert [t["name"] for t in tasks(runtime)] == left
+    assert runtime.db.value("SELECT COUNT(*) FROM events WHERE actor = 'llm'") == 0
+
+
+def test_a_confirm_card_for_a_row_deleted_and_its_id_reused_leaves_the_new_row_alone(socket, client, runtime,
+                                                                                     backend):
+    add(runtime, "a", "old")
+    tab = socket()
+    token = propose_deleting(tab, backend, "old (#2)")
+    runtime.registry.execute("tasks.delete", {"id": 2})
+    assert add(runtime, "new") == [2]  # ids are not AUTOINCREMENT: the new row takes the old one's id
+    assert client.post(f"/chat/confirm/{token}", headers=HX).status_code == 409
+    assert tasks(runtime) == [{"id": 1, "name": "a", "done": 0}, {"id": 2, "name": "new", "done": 0}]
+
+
+def test_a_confirm_card_expires(socket, client, runtime, backend):
+    add(runtime, "keep me")
+    tab = socket()
+    token = propose_deleting(tab, backend, "keep me (#1)")
+    runtime.chat.agent.proposals[token].expires = 0.0  # as if PROPOSAL_TTL had passed
+    response = client.post(f"/chat/confirm/{token}", headers=HX)
+    assert response.status_code == 410 and "This proposal expired after 10 minutes" in response.text
+    assert "expired" in tab.until("This proposal expired")
+    assert len(tasks(runtime)) == 1 and token not in runtime.chat.agent.proposals
+
+
 def test_a_cancelled_proposal_changes_nothing(socket, client, runtime, backend):
     add(runtime, "keep me")
     backend.commands = [{"command": "delete"}, {"task": "keep me (#1)"}]

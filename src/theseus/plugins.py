@@ -56,6 +56,11 @@ class Plugin:
         """One line about the app's current state, for Chip's context."""
         return ""
 
+    def target_row(self, args: dict) -> tuple[str, dict] | None:
+        """The row an operation with these arguments acts on, as (table, row); None if it acts on no row.
+        Raises NotFound if the row it names does not exist (a confirm card is bound to this row)."""
+        return None
+
     def prompt_notes(self) -> str:
         """Extra system-prompt text while this app is open (e.g. a workflow step's domain notes)."""
         return ""

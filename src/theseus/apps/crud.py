@@ -213,3 +213,6 @@ class BaseApp(Plugin):
 
     def row_or_404(self, row_id: int) -> dict:
         return self.find(OpContext(self.db, "user"), row_id)
+
+    def target_row(self, args: dict) -> tuple[str, dict] | None:
+        return (self.table, self.row_or_404(args["id"])) if "id" in args else None

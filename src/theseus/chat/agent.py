@@ -3,7 +3,10 @@
 Every change goes through `Registry.execute(..., actor="llm")`, so it is
 validated, logged with its snapshot, undoable and live in every tab. A
 destructive command only becomes a confirm card; nothing is deleted until the
-user clicks. A command identical to Chip's previous one, moments ago, is refused.
+user clicks. The card is bound to its row as it was when Chip proposed it (its
+values, and its place in the action log) and expires: a row changed, deleted or
+made anew under the same id since, or a card older than PROPOSAL_TTL, is refused.
+A command identical to Chip's previous one, moments ago, is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from .commands import Command, act_on, decode_command, validate
 
 MODES = ("auto", "chat", "command")
 REPEAT_WINDOW = 120.0  # seconds in which Chip refuses to repeat its own identical command
+PROPOSAL_TTL = 600.0  # seconds a confirm card can be used
 RECENT_TURNS = 4  # conversation turns given to the decoder, so "delete it" finds "it"
 SLASH_HELP = """Commands that need no model:
 - `/add NAME`: add a task
@@ -39,6 +43,9 @@ class Proposal:
     command: Command
     label: str
     conversation_id: int
+    target: tuple[str, dict] | None = None  # (table, row) as the row was when proposed; None: no row
+    since: int = 0  # the action log's newest event id when proposed
+    expires: float = 0.0  # time.monotonic() after which the card is refused
 
 
 @dataclass
@@ -110,9 +117,10 @@ class Agent:
                          "command, e.g. `/add NAME`.")
         op = self.runtime.registry.get(command.operation)
         if op.destructive:
-            proposal = Proposal(secrets.token_urlsafe(8), Command(op.name, args), self.describe(op, args),
-                                conversation_id)
-            self.proposals[proposal.token] = proposal
+            try:
+                proposal = self.propose(op, args, conversation_id)
+            except OperationError as error:
+                return Reply(f"I couldn't do that: {error.message}")
             return Reply(f"Shall I {proposal.label}? Please confirm.", proposal=proposal)
         try:
             outcome = await asyncio.to_thread(self.runtime.registry.execute, op.name, args, "llm")
@@ -123,28 +131,70 @@ class Agent:
             return Reply(list_text(self.runtime, outcome.value))
         return Reply(f"{outcome.message}.", event_id=outcome.event_id)
 
-    def describe(self, op, args: dict) -> str:
-        """'delete task 'buy milk' (#3)': what a destructive command would do, in words."""
-        app = op.plugin
-        row = app.db.query(f"SELECT * FROM {app.table} WHERE id = ?", (args.get("id"),)) if hasattr(app, "table") \
-            else []
-        target = app.label(row[0]) if row else op.target
-        return f"{op.name.split('.')[-1]} {target}"
+    def propose(self, op, args: dict, conversation_id: int) -> Proposal:
+        """A confirm card for a destructive command, bound to its row as it is now (NotFound if it is gone)."""
+        self.proposals = {t: p for t, p in self.proposals.items() if p.expires > time.monotonic()}
+        target = op.plugin.target_row(args)
+        proposal = Proposal(secrets.token_urlsafe(8), Command(op.name, args), describe(op, target), conversation_id,
+                            target, newest_event_id(self.runtime.db), time.monotonic() + PROPOSAL_TTL)
+        self.proposals[proposal.token] = proposal
+        return proposal
 
     async def confirm(self, token: str, tab: str | None = None) -> tuple[Proposal, Outcome]:
-        """Execute a proposal the user confirmed (as Chip's action); OperationError if gone or refused."""
+        """Execute a proposal the user confirmed (as Chip's action); OperationError if gone, expired, its row
+        changed since, or the operation refused."""
         proposal = self.proposals.pop(token, None)
         if proposal is None:
-            raise OperationError("That proposal has expired; ask Chip again.", 410)
-        outcome = await asyncio.to_thread(self.runtime.registry.execute, proposal.command.operation,
-                                          proposal.command.args, "llm", tab)
+            raise OperationError("This proposal is no longer open (used, cancelled, or the server restarted); "
+                                 "nothing was changed. Ask Chip again.", 410)
+        if time.monotonic() > proposal.expires:
+            raise OperationError(f"This proposal expired after {PROPOSAL_TTL / 60:.0f} minutes; nothing was changed. "
+                                 "Ask Chip again.", 410)
+        outcome = await asyncio.to_thread(self.run_if_unchanged, proposal, tab)
         return proposal, outcome
+
+    def run_if_unchanged(self, proposal: Proposal, tab: str | None) -> Outcome:
+        """Run the proposal's command if its row is as it was when proposed (checked and run under the db lock)."""
+        with self.runtime.db.lock:
+            if self.changed_since_proposed(proposal):
+                raise OperationError(f"Not done: since Chip proposed to {proposal.label}, it was changed or deleted "
+                                     "(or made anew under the same id); nothing was changed. Ask Chip again if you "
+                                     "still want it.", 409)
+            return self.runtime.registry.execute(proposal.command.operation, proposal.command.args, "llm", tab)
+
+    def changed_since_proposed(self, proposal: Proposal) -> bool:
+        if proposal.target is None:
+            return False
+        table, row = proposal.target
+        try:
+            now = self.runtime.registry.get(proposal.command.operation).plugin.target_row(proposal.command.args)
+        except OperationError:
+            return True
+        return now != proposal.target or row_changed_since(self.runtime.db, table, row["id"], proposal.since)
 
     def cancel(self, token: str) -> Proposal:
         proposal = self.proposals.pop(token, None)
         if proposal is None:
-            raise OperationError("That proposal has expired.", 410)
+            raise OperationError("This proposal is no longer open; nothing was changed.", 410)
         return proposal
+
+
+def describe(op, target: tuple[str, dict] | None) -> str:
+    """'delete task 'buy milk' (#3)': what a destructive command would do, in words."""
+    label = getattr(op.plugin, "label", None)
+    return f"{op.name.split('.')[-1]} {label(target[1]) if target and label else op.target}"
+
+
+def newest_event_id(db) -> int:
+    return db.value("SELECT COALESCE(MAX(id), 0) FROM events")
+
+
+def row_changed_since(db, table: str, row_id: int, event_id: int) -> bool:
+    """Whether an event after `event_id` changed this row (even back to the same values, or anew under its id)."""
+    return bool(db.value(
+        "SELECT 1 FROM events e, json_each(e.changes) c WHERE e.id > ? AND json_extract(c.value, '$.table') = ? "
+        "AND ? IN (json_extract(c.value, '$.before.id'), json_extract(c.value, '$.after.id')) LIMIT 1",
+        (event_id, table, row_id)))
 
 
 def recent_turns(messages: list[dict]) -> str:

@@ -13,7 +13,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ..actions import NotFound, OperationError
 from ..ui import TAB_HEADER
 from .service import Chat, ChatError
-from .ui import Appended, CardResult, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus, Notice
+from .ui import (Appended, CardResult, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus,
+                 Notice, proposal_card_id)
 
 
 def chat_pane(chat: Chat, tab: str):
@@ -43,6 +44,11 @@ def conversation_or_404(chat: Chat, conversation_id: int) -> dict:
     if conversation is None:
         raise NotFound(f"There is no conversation #{conversation_id}.")
     return conversation
+
+
+def is_token(text: str) -> bool:
+    """Whether a URL part has the shape of a proposal token (so a card with that id may exist in a tab)."""
+    return 0 < len(text) <= 40 and all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
 
 
 def not_while_streaming(chat: Chat) -> None:
@@ -106,14 +112,19 @@ def add_chat_routes(app, chat: Chat) -> None:
 
     @app.post("/chat/confirm/{token}")
     async def confirm(request, token: str):
-        proposal, outcome = await chat.agent.confirm(token, request.headers.get(TAB_HEADER))
-        chat.publish(CardResult(f"proposal-{token}", f"Confirmed: {outcome.message}.", undo=outcome.event_id))
+        try:
+            proposal, outcome = await chat.agent.confirm(token, request.headers.get(TAB_HEADER))
+        except OperationError as error:  # gone, expired, its row changed, or refused: the card says so
+            if is_token(token):
+                chat.publish(CardResult(proposal_card_id(token), error.message))
+            raise
+        chat.publish(CardResult(proposal_card_id(token), f"Confirmed: {outcome.message}.", undo=outcome.event_id))
         return HTMLResponse(outcome.html)
 
     @app.post("/chat/cancel/{token}")
     def cancel(token: str):
         proposal = chat.agent.cancel(token)
-        chat.publish(CardResult(f"proposal-{token}", f"Cancelled: nothing was changed ({proposal.label})."))
+        chat.publish(CardResult(proposal_card_id(token), f"Cancelled: nothing was changed ({proposal.label})."))
         return Response(status_code=204)
 
     @app.post("/chat/undo/{event_id}")

@@ -65,12 +65,16 @@ def UndoCard(event_id: int, **attrs):
                   id=f"undo-{event_id}", cls="action-card", **attrs)
 
 
+def proposal_card_id(token: str) -> str:
+    return f"proposal-{token}"
+
+
 def ConfirmCard(token: str, label: str, **attrs):
     """Under a destructive command Chip proposed: nothing happens until the user clicks."""
     return Footer(Button(label[:1].upper() + label[1:], hx_post=f"/chat/confirm/{token}", hx_swap="none",
                          cls="confirm"),
                   Button("Cancel", hx_post=f"/chat/cancel/{token}", hx_swap="none", cls="outline secondary"),
-                  id=f"proposal-{token}", cls="action-card confirm-card", **attrs)
+                  id=proposal_card_id(token), cls="action-card confirm-card", **attrs)
 
 
 def CardResult(card_id: str, text: str, undo: int | None = None):

@@ -164,6 +164,17 @@ class Workflow(ChipGuide, Plugin):
             raise NotFound(f"There is no {self.display_name} run called {key!r}.")
         return Run.from_row(rows[0])
 
+    def target_row(self, args: dict) -> tuple[str, dict] | None:
+        if "key" not in args:
+            return None
+        rows = self.db.query("SELECT * FROM pipelines WHERE key = ? AND app = ?", (args["key"], self.name))
+        if not rows:
+            raise NotFound(f"There is no {self.display_name} run called {args['key']!r}.")
+        return "pipelines", rows[0]
+
+    def label(self, row: dict) -> str:
+        return f"{self.display_name} run {row['key']}"
+
     def step(self, step_id: str) -> Step:
         found = next((s for s in self.steps if s.id == step_id), None)
         if found is None:
