@@ -12,7 +12,6 @@ from theseus.actions import NotFound, OperationError
 from theseus.chat.context import system_prompt
 from theseus.workflows.cards import final_card_id, run_id, runs_list_id, step_card_id
 from theseus.workflows.engine import VALUE_LIMIT, Step, Workflow
-from theseus.workflows.linkgraph import link_graph
 from tests.waits import wait_until
 
 HX = {"HX-Request": "true"}
@@ -303,34 +302,6 @@ def test_a_long_failure_message_is_kept_cut(runtime):
     submit(runtime, key, "step_01", name="fails")
     error = wait_for(lambda: data_of(runtime, key).get("step_01", {}).get("error"))
     assert error.startswith("Failed: xxx") and len(error) == 1_000
-
-
-# ---- the link graph ----
-
-def test_the_link_graph_finds_links_broken_links_and_orphans(tmp_path):
-    (tmp_path / "guide").mkdir()
-    (tmp_path / "README.md").write_text("# Home\n\nSee [the guide](guide/intro.md) and [web](https://x.org).\n\n"
-                                        "```\n[not a link](nowhere.md)\n```\n")
-    (tmp_path / "guide" / "intro.md").write_text("Back [home](../README.md#top), [missing](gone.md).\n")
-    (tmp_path / "guide" / "page.html").write_text('<p><a href="intro.md">intro</a> <a href="#x">x</a></p>')
-    (tmp_path / "lonely.md").write_text("nobody links here")
-    graph = link_graph(str(tmp_path), "README.md")
-    assert graph["pages"] == ["README.md", "guide/intro.md", "guide/page.html", "lonely.md"]
-    assert graph["links"] == [["README.md", "guide/intro.md"], ["guide/intro.md", "README.md"],
-                              ["guide/page.html", "guide/intro.md"]]
-    assert graph["broken"] == [{"page": "guide/intro.md", "line": 1, "href": "gone.md"}]
-    assert graph["orphans"] == ["guide/page.html", "lonely.md"]
-    assert graph["unreachable"] == ["guide/page.html", "lonely.md"]
-
-
-def test_the_link_graph_of_the_apps_own_docs_renders_a_picture(client, runtime):
-    key = start(runtime, "linkgraph")
-    runtime.registry.execute("linkgraph.submit", {"key": key, "step": "step_01",
-                                                  "value": runtime.plugins["linkgraph"].steps[0].suggest({})})
-    card = client.get(f"/apps/linkgraph/runs/{key}/steps/step_02", headers=HX).text
-    assert "crash-course.md" in card and 'name="value"' in card
-    outcome = runtime.registry.execute("linkgraph.submit", {"key": key, "step": "step_02", "value": "crash-course.md"})
-    assert "<svg" in outcome.html and "link-graph" in outcome.html
 
 
 # ---- HTTP ----
