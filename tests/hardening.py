@@ -29,6 +29,12 @@ def check_invariants(db: Database) -> None:
     check_events_match_rows(db)
 
 
+def state_of(db: Database) -> dict:
+    """Every row of the tables a request could change (and the store), to compare before and after."""
+    return {table: db.query(f"SELECT * FROM {table} ORDER BY rowid") for table in
+            ("store", "profiles", "tasks", "pipelines", "events", "conversations", "messages")}
+
+
 def columns(db: Database, table: str) -> set[str]:
     return {row["name"] for row in db.query(f"PRAGMA table_info({table})")}
 

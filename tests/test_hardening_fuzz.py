@@ -8,16 +8,18 @@ tests/hardening.py hold. New operations and routes are covered without touching 
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
-from tests.hardening import check_invariants
+from tests.hardening import check_invariants, state_of
 from theseus.actions import Operation
 from theseus.logs import setup_logging
 
@@ -28,7 +30,8 @@ FUZZ = settings(max_examples=20, deadline=None, derandomize=True, database=None,
                                        HealthCheck.filter_too_much, HealthCheck.data_too_large])
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
-ODD = st.sampled_from(["", " ", "0", "-1", "1.5", "1e3", "0x1f", "٣", "²", "9" * 25, "true", "null", "[]", "{}",
+ODD = st.sampled_from(["", " ", "0", "-1", "1.5", "1e3", "0x1f", "٣", "²", "１", "٣٤", "9" * 25, "9" * 5000,
+                       str(2**63), str(2**64), str(-2**63 - 1), "true", "null", "[]", "{}",
                        "1 OR 1=1", "1; DROP TABLE tasks", "../../etc/passwd", "%00", "\x00", "<b>x</b>",
                        "step_01", "step_99", "finalized", "__proto__"])
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
@@ -58,7 +61,8 @@ def targets(app, runtime) -> list[Target]:
         op = runtime.registry.operations.get(route.name) if route.path.startswith("/ops/") else None
         if "POST" in methods:
             found.append(Target("POST", route.path, op))
-        elif "GET" in methods and ("{" in route.path or route.path in ("/search", "/chat/list")) \
+        elif "GET" in methods and ("{" in route.path or route.path.endswith("/more")
+                                   or route.path in ("/search", "/chat/list", "/source", "/chip/context")) \
                 and not route.path.startswith(("/vendor", "/static")):
             found.append(Target("GET", route.path))
     return found
@@ -72,16 +76,18 @@ def known(runtime) -> dict[str, list]:
             "events": [r["id"] for r in db.query("SELECT id FROM events ORDER BY id DESC LIMIT 5")],
             "keys": [r["key"] for r in db.query("SELECT key FROM pipelines ORDER BY rowid DESC LIMIT 5")],
             "tokens": list(runtime.chat.agent.proposals),
-            "apps": list(runtime.plugins)}
+            "apps": list(runtime.plugins),
+            "paths": ["docs/crash-course.md"]}
 
 
 def value_for(data, name: str, kind: str, runtime):
     """A value for a parameter: often a real one, often nonsense."""
     values = known(runtime)
     real = {"key": values["keys"], "token": values["tokens"], "name": values["apps"], "event_id": values["events"],
-            "step": ["step_01", "step_02", "step_03"], "step_id": ["step_01", "step_02"]}.get(name, values["ids"])
+            "step": ["step_01", "step_02", "step_03"], "step_id": ["step_01", "step_02"], "run": values["keys"],
+            "app": values["apps"], "path": values["paths"]}.get(name, values["ids"])
     existing = st.integers(0, 1000).map(lambda i: real[i % len(real)] if real else 1)  # same shape every time
-    ints = st.integers(-3, 40) | st.integers() | existing
+    ints = st.integers(-3, 40) | st.integers() | st.integers(2**62, 2**70) | st.integers(max_value=-2**62) | existing
     choices = {"int": ints.map(str) | ODD | TEXT,
                "str": TEXT | ODD | existing.map(str) | st.text(min_size=490, max_size=11_000),
                "bool": st.sampled_from(["1", "0", "true", "off", "yes", "maybe", ""]) | TEXT,
@@ -98,7 +104,8 @@ def request_for(data, target: Target, runtime) -> dict:
         value = value_for(data, name, "int" if name.endswith("_id") else "str", runtime) or "x"
         path = path[:start] + quote(str(value), safe="") + path[end + 1:]
     params = {p.name: p.kind for p in target.op.params} if target.op else \
-        {"id": "int", "name": "str", "value": "str", "q": "str", "priority": "int"}
+        {"id": "int", "name": "str", "value": "str", "q": "str", "priority": "int", "line": "int", "end": "int",
+         "path": "str", "app": "str", "run": "str", "message": "str"}
     args = {name: value_for(data, name, kind, runtime) for name, kind in params.items() if data.draw(st.booleans())}
     if data.draw(st.booleans(), label="extra field"):
         args[data.draw(TEXT, label="extra name") or "extra"] = data.draw(TEXT)
@@ -126,7 +133,15 @@ def server_log(config):
 
 
 @pytest.fixture
-def fuzz(app, client, runtime, config):
+def indexed_doc(runtime):
+    """docs/crash-course.md listed in the knowledge index, so the source viewer opens it."""
+    root = str(Path(__file__).resolve().parents[1])
+    runtime.db.conn.execute("INSERT INTO knowledge_files (path, root, kind, hash, mtime, size, chunks, indexed) "
+                            "VALUES ('docs/crash-course.md', ?, 'doc', '', 0, 0, 0, '')", (root,))
+
+
+@pytest.fixture
+def fuzz(app, client, runtime, config, indexed_doc):
     """Send one fuzzed request for a target; check the answer and the invariants."""
     def send(data, target: Target):
         request = request_for(data, target, runtime)
@@ -190,6 +205,72 @@ def test_every_chat_socket_message_type_is_handled(socket, runtime, config, fram
     wait_for_quiet(runtime)
     check_invariants(runtime.db)
     assert "Traceback" not in config.log_path.read_text()
+
+
+# ---- every integer a request carries: parsed once, with bounds ----
+
+ODD_NUMBERS = ["²", "٣", "１", "٣٤", "", " ", "-1", "0", "+7", "1.0", "1e3", "0x10", "1_0", "٣\n", str(2**63 - 1),
+               str(2**63), str(2**64), str(-2**63 - 1), "9" * 19, "9" * 20, "9" * 5000, "NaN", "1 OR 1=1"]
+
+
+def number_targets(app, runtime) -> list[tuple[str, str, str]]:
+    """(method, URL template with {n} for the number, label) for every integer a route takes: path parts named
+    like ids, the query numbers of 'more' pages and the source viewer, and operation arguments, found generically."""
+    found = []
+    for route in app.routes:
+        if not isinstance(route, Route) or "GET" not in (route.methods or ()) and "POST" not in (route.methods or ()):
+            continue
+        method = "GET" if "GET" in route.methods else "POST"
+        for name in re.findall(r"{(\w+_id)}", route.path):
+            path = re.sub(r"{(\w+)}", lambda m: "{n}" if m[1] == name else "1", route.path)
+            found.append((method, path, f"{route.path} {name}"))
+        if route.path.endswith("/more"):
+            found += [(method, route.path + "?priority={n}&id=1", f"{route.path} priority"),
+                      (method, route.path + "?priority=1&id={n}", f"{route.path} id")]
+    found += [("GET", "/source?path=docs/crash-course.md&line={n}", "/source line"),
+              ("GET", "/source?path=docs/crash-course.md&line=1&end={n}", "/source end")]
+    for op in runtime.registry.operations.values():
+        found += [("POST", f"/ops/{op.name}?{p.name}={{n}}", f"{op.name} {p.name}")
+                  for p in op.params if p.kind in ("int", "int_list") and not op.internal]
+    return found
+
+
+def test_every_integer_a_request_carries_is_parsed_with_bounds(app, client, runtime, indexed_doc):
+    runtime.registry.execute("tasks.insert", {"name": "keep me"})
+    targets = number_targets(app, runtime)
+    assert {"/chat/{conversation_id}/export.md conversation_id", "/apps/tasks/{row_id} row_id",
+            "/apps/tasks/more priority", "/source line", "tasks.toggle id"} <= {label for *_, label in targets}
+    before = state_of(runtime.db)
+    for method, template, label in targets:
+        for number in ODD_NUMBERS:
+            url = template.replace("{n}", quote(number, safe=""))
+            if method == "POST":  # an operation's arguments are its form fields
+                path, _, field = url.partition("?")
+                name, _, value = field.partition("=")
+                response = client.post(path or url, data={name: unquote(value)} if name else {},
+                                       headers={"HX-Request": "true"})
+            else:
+                response = client.get(url, headers={"HX-Request": "true"})
+            assert_answered_cleanly(response, f"{label} = {number[:30]!r}")
+            if number in ("²", "٣", str(2**64), "9" * 5000):
+                assert response.status_code in (400, 404), (label, number[:30], response.status_code)
+    check_invariants(runtime.db)
+    assert runtime.db.query("SELECT name FROM tasks") == [{"name": "keep me"}]
+    changed = {t for t, rows in state_of(runtime.db).items() if rows != before[t] and t != "events"}
+    assert changed <= {"tasks", "profiles", "store"}  # e.g. toggles and switches with a valid number
+    assert "unhandled error" not in (runtime.config.log_path.read_text() if runtime.config.log_path.exists() else "")
+
+
+@pytest.mark.parametrize("url", [
+    "/source?path=docs/crash-course.md&line=%C2%B2", "/source?path=docs/crash-course.md&line=1&end=%C2%B2",
+    f"/chat/{2**63}/export.md", f"/chat/{2**64}/export.json", f"/apps/tasks/{2**63}", f"/apps/tasks/{2**64}/edit",
+    f"/apps/tasks/more?priority={2**63}&id=1", f"/apps/tasks/more?priority=1&id={2**64}"])
+def test_the_reported_odd_inputs_are_clear_400s(client, runtime, indexed_doc, url):
+    before = state_of(runtime.db)
+    response = client.get(url)
+    assert response.status_code == 400 and ("must be a whole number" in response.text
+                                            or "is out of range" in response.text), response.text[:300]
+    assert state_of(runtime.db) == before
 
 
 # ---- what the fuzzer found, kept as plain examples ----

@@ -14,6 +14,7 @@ HTML fragments and broadcasts them to every open tab.
 from __future__ import annotations
 
 import inspect
+import re
 import time
 import types
 import typing
@@ -27,6 +28,8 @@ from .db import Database, storage_problem
 from .events import Broadcaster, Message, append_event
 
 MISSING = inspect.Parameter.empty
+ID_MAX = 2**63 - 1  # SQLite's largest integer, so the largest id a request may name
+WHOLE_NUMBER = re.compile(r"[-+]?[0-9]{1,19}")  # ASCII digits only: int() would also take '٣', and '²' passes isdigit()
 TRUE_WORDS = {"1", "true", "on", "yes", "y"}
 FALSE_WORDS = {"0", "false", "off", "no", "n", ""}
 
@@ -69,6 +72,8 @@ class Param:
             return COERCERS[self.kind](value, self)
         except (TypeError, ValueError) as error:
             raise OperationError(f"{op_name}: '{self.name}' {error}") from None
+        except OperationError as error:
+            raise OperationError(f"{op_name}: {error.message}") from None
 
     def schema(self) -> dict:
         if self.kind == "str":
@@ -79,16 +84,24 @@ class Param:
         return {"type": {"int": "integer", "bool": "boolean"}[self.kind]}
 
 
-def _to_int(value, param: Param) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise TypeError(f"must be a whole number, not {value!r}")
-    if isinstance(value, str):
-        if not value.strip().lstrip("-").isdigit():
-            raise ValueError(f"must be a whole number, not {value[:40]!r}")
+def parse_int(value, *, name: str, lo: int = -ID_MAX, hi: int = ID_MAX) -> int:
+    """A whole number from a request (text of ASCII digits, or a JSON integer) within lo..hi.
+
+    Every integer a request carries (a path part, a query parameter, an operation argument) goes through
+    here, once; anything else is an OperationError (400) that names the parameter.
+    """
+    if isinstance(value, str) and WHOLE_NUMBER.fullmatch(value.strip()):
         value = int(value.strip())
-    if abs(value) > 2**62:
-        raise ValueError("is out of range")
+    if isinstance(value, bool) or not isinstance(value, int):
+        shown = value[:40] if isinstance(value, str) else value
+        raise OperationError(f"'{name}' must be a whole number, not {shown!r}")
+    if not lo <= value <= hi:
+        raise OperationError(f"'{name}' is out of range ({lo:,} to {hi:,})")
     return value
+
+
+def _to_int(value, param: Param) -> int:
+    return parse_int(value, name=param.name)
 
 
 def _to_bool(value, param: Param) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fasthtml.common import H2, Button, Form, Input, Li, Section, Span, Ul
 
-from ..actions import NotFound, OpContext, OperationError, Outcome, Result, operation
+from ..actions import NotFound, OpContext, OperationError, Outcome, Result, operation, parse_int
 from ..plugins import Plugin
 from ..ui import op_url
 
@@ -200,16 +200,17 @@ class BaseApp(Plugin):
 
     def routes(self, app) -> None:
         @app.get(f"/apps/{self.name}/more")
-        def more_items(priority: int, id: int):
-            return tuple(self.render_page(after=(priority, id)))
+        def more_items(priority: str = "", id: str = ""):
+            after = (parse_int(priority, name="priority"), parse_int(id, name="id"))
+            return tuple(self.render_page(after=after))
 
         @app.get(f"/apps/{self.name}/{{row_id}}")
-        def view_item(row_id: int):
-            return self.render_item(self.row_or_404(row_id))
+        def view_item(row_id: str):
+            return self.render_item(self.row_or_404(parse_int(row_id, name="row_id", lo=1)))
 
         @app.get(f"/apps/{self.name}/{{row_id}}/edit")
-        def edit_item(row_id: int):
-            return self.render_edit(self.row_or_404(row_id))
+        def edit_item(row_id: str):
+            return self.render_edit(self.row_or_404(parse_int(row_id, name="row_id", lo=1)))
 
     def row_or_404(self, row_id: int) -> dict:
         return self.find(OpContext(self.db, "user"), row_id)

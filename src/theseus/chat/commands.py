@@ -124,7 +124,7 @@ def candidates(request: str, rows: list[dict]) -> list[dict]:
 
     Narrowing the choice to them is candidate scoring before decoding; with no signal, all rows stay.
     """
-    mentioned = {int(n) for n in re.findall(r"#?\b(\d+)\b", request)}
+    mentioned = {int(n) for n in re.findall(r"#?\b([0-9]{1,19})\b", request)}  # ASCII digits, a bounded number
     by_id = [r for r in rows if r["id"] in mentioned and str(r["id"]) not in r["name"]]
     if by_id:
         return by_id

@@ -10,7 +10,7 @@ from loguru import logger
 from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..actions import NotFound, OperationError
+from ..actions import NotFound, OperationError, parse_int
 from ..ui import TAB_HEADER
 from .service import Chat, ChatError
 from .ui import (Appended, CardResult, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus,
@@ -39,10 +39,12 @@ def publish_conversation(chat: Chat) -> HTMLResponse:
     return HTMLResponse("".join(to_xml(f) for f in fragments))
 
 
-def conversation_or_404(chat: Chat, conversation_id: int) -> dict:
-    conversation = chat.conversations.get(conversation_id)
+def conversation_or_404(chat: Chat, conversation_id: str) -> dict:
+    """The conversation a path names (400 for a malformed id, 404 for an unknown one)."""
+    number = parse_int(conversation_id, name="conversation_id", lo=1)
+    conversation = chat.conversations.get(number)
     if conversation is None:
-        raise NotFound(f"There is no conversation #{conversation_id}.")
+        raise NotFound(f"There is no conversation #{number}.")
     return conversation
 
 
@@ -71,27 +73,27 @@ def add_chat_routes(app, chat: Chat) -> None:
         return publish_conversation(chat)
 
     @app.post("/chat/{conversation_id}/switch")
-    def switch_conversation(conversation_id: int):
-        conversation_or_404(chat, conversation_id)
+    def switch_conversation(conversation_id: str):
+        conversation = conversation_or_404(chat, conversation_id)
         not_while_streaming(chat)
-        chat.conversations.switch(conversation_id)
+        chat.conversations.switch(conversation["id"])
         return publish_conversation(chat)
 
     @app.post("/chat/{conversation_id}/rename")
-    def rename_conversation(request, conversation_id: int):
-        conversation_or_404(chat, conversation_id)
+    def rename_conversation(request, conversation_id: str):
+        conversation = conversation_or_404(chat, conversation_id)
         title = request.headers.get("HX-Prompt", "")
         try:
-            chat.conversations.rename(conversation_id, title)
+            chat.conversations.rename(conversation["id"], title)
         except ValueError as error:
             raise OperationError(str(error)) from None
         return publish_conversation(chat)
 
     @app.post("/chat/{conversation_id}/delete")
-    def delete_conversation(conversation_id: int):
-        conversation_or_404(chat, conversation_id)
+    def delete_conversation(conversation_id: str):
+        conversation = conversation_or_404(chat, conversation_id)
         not_while_streaming(chat)
-        chat.conversations.delete(conversation_id)
+        chat.conversations.delete(conversation["id"])
         return publish_conversation(chat)
 
     @app.get("/chat/list")
@@ -99,16 +101,16 @@ def add_chat_routes(app, chat: Chat) -> None:
         return ConversationList(chat.conversations.list(q[:200]), chat.conversations.current()["id"], q[:200])
 
     @app.get("/chat/{conversation_id}/export.md")
-    def export_markdown(conversation_id: int):
-        conversation_or_404(chat, conversation_id)
-        return Response(chat.conversations.export_markdown(conversation_id), media_type="text/markdown",
-                        headers={"Content-Disposition": f'attachment; filename="conversation-{conversation_id}.md"'})
+    def export_markdown(conversation_id: str):
+        number = conversation_or_404(chat, conversation_id)["id"]
+        return Response(chat.conversations.export_markdown(number), media_type="text/markdown",
+                        headers={"Content-Disposition": f'attachment; filename="conversation-{number}.md"'})
 
     @app.get("/chat/{conversation_id}/export.json")
-    def export_json(conversation_id: int):
-        conversation_or_404(chat, conversation_id)
-        return Response(chat.conversations.export_json(conversation_id), media_type="application/json",
-                        headers={"Content-Disposition": f'attachment; filename="conversation-{conversation_id}.json"'})
+    def export_json(conversation_id: str):
+        number = conversation_or_404(chat, conversation_id)["id"]
+        return Response(chat.conversations.export_json(number), media_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="conversation-{number}.json"'})
 
     @app.post("/chat/confirm/{token}")
     async def confirm(request, token: str):
@@ -128,7 +130,8 @@ def add_chat_routes(app, chat: Chat) -> None:
         return Response(status_code=204)
 
     @app.post("/chat/undo/{event_id}")
-    async def undo(request, event_id: int):
+    async def undo(request, event_id: str):
+        event_id = parse_int(event_id, name="event_id", lo=1)
         outcome = await asyncio.to_thread(chat.runtime.registry.execute, "history.undo", {"event_id": event_id},
                                           "user", request.headers.get(TAB_HEADER))
         chat.publish(CardResult(f"undo-{event_id}", f"{outcome.message}."))

@@ -19,7 +19,7 @@ def add_knowledge_routes(app, runtime) -> None:
         except (NotInIndex, OSError) as error:
             raise HTTPException(404, str(error) if isinstance(error, NotInIndex)
                                 else f"{path} cannot be read now.") from None
-        return HTMLResponse(to_xml(SourcePage(path, text, line_number(line), line_number(end))))
+        return HTMLResponse(to_xml(SourcePage(path, text, line_number(line, "line"), line_number(end, "end"))))
 
     @app.get(CONTEXT_URL)
     def chip_context(message: str = ""):

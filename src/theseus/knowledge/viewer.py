@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from fasthtml.common import A, H1, Body, Code, Head, Html, Main, P, Pre, Small, Span, Style, Title
 
+from ..actions import parse_int
 from ..db import Database
 from ..ui import Headers
 
@@ -23,6 +24,9 @@ VIEWER_CSS = """
 .source .ln { display: inline-block; width: 4.5ch; margin-right: 1ch; text-align: right; opacity: .55;
               user-select: none; text-decoration: none; }
 """
+
+
+MAX_LINE = 10_000_000
 
 
 class NotInIndex(LookupError):
@@ -47,9 +51,9 @@ def resolve(db: Database, path: str) -> Path:
     return file
 
 
-def line_number(text: str | None) -> int | None:
-    """A positive line number from a query parameter, or None."""
-    return int(text) if text and text.isdigit() and 0 < int(text) < 10_000_000 else None
+def line_number(text: str, name: str) -> int | None:
+    """A line number from a query parameter (None if absent); OperationError (400) for anything else."""
+    return parse_int(text, name=name, lo=1, hi=MAX_LINE) if text else None
 
 
 def SourceLine(number: int, text: str, highlighted: bool):

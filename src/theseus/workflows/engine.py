@@ -194,7 +194,8 @@ class Workflow(ChipGuide, Plugin):
         profile = ctx.db.value("SELECT name FROM profiles WHERE id = ?", (ctx.profile_id,)) or "run"
         prefix = f"{slug(profile)}-{slug(self.name)}-"
         taken = {r["key"] for r in ctx.db.query("SELECT key FROM pipelines WHERE key LIKE ? || '%'", (prefix,))}
-        number = 1 + max((int(k[len(prefix):]) for k in taken if k[len(prefix):].isdigit()), default=0)
+        number = 1 + max((int(k[len(prefix):]) for k in taken if re.fullmatch(r"[0-9]{1,9}", k[len(prefix):])),
+                         default=0)
         return f"{prefix}{number:02d}"
 
     def save(self, ctx, run: Run, data: dict) -> Run:
