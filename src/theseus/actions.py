@@ -26,6 +26,7 @@ from loguru import logger
 
 from .db import Database, storage_problem
 from .events import Broadcaster, Message, append_event
+from .logs import log_safe
 
 MISSING = inspect.Parameter.empty
 ID_MAX = 2**63 - 1  # SQLite's largest integer, so the largest id a request may name
@@ -346,17 +347,18 @@ class Registry:
                 outcome = self._run(op, values, actor)
                 self._publish(outcome, tab)
         except OperationError as error:
-            logger.info(f"op {name} by {actor}: refused: {error.message}")
+            logger.info(f"op {log_safe(name, 100)} by {actor}: refused: {log_safe(error.message, 300)}")
             raise
         except Exception as error:
             if reason := storage_problem(error):
-                logger.error(f"op {name} by {actor}: not saved: {reason}")
+                logger.error(f"op {log_safe(name, 100)} by {actor}: not saved: {reason}")
                 raise OperationError(f"Not saved: {reason}. Nothing was changed; free some space "
                                      "and try again.", 507) from error
-            logger.exception(f"op {name} by {actor}: failed")
+            logger.exception(f"op {log_safe(name, 100)} by {actor}: failed")
             raise OperationError(f"{name} failed unexpectedly ({type(error).__name__}); "
                                  "nothing was changed. Details are in server.log.", 500) from error
-        logger.info(f"op {name} by {actor}: {outcome.message} ({(time.perf_counter() - started) * 1000:.1f} ms)")
+        logger.info(f"op {name} by {actor}: {log_safe(outcome.message, 300)} "
+                    f"({(time.perf_counter() - started) * 1000:.1f} ms)")
         return outcome
 
     def _run(self, op: Operation, values: dict, actor: str) -> Outcome:

@@ -28,7 +28,7 @@ from .events import append_event
 from .frontend import STATIC_DIR, missing_vendor_files, vendor_path
 from .knowledge.routes import add_knowledge_routes
 from .knowledge.viewer import source_url
-from .logs import RequestLogMiddleware
+from .logs import PATH_LIMIT, RequestLogMiddleware, log_safe, log_tail
 from .runtime import Runtime
 from .security import SecurityMiddleware, is_own_navigation
 from .ui import EVENT_HEADER, TAB_HEADER, Headers, NavBar, Shell, Toast, app_url, op_url
@@ -149,8 +149,7 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
 
     @app.get("/log")
     def server_log():
-        path = runtime.config.log_path
-        return PlainTextResponse(path.read_text(errors="replace") if path.exists() else "")
+        return PlainTextResponse(log_tail(runtime.config.log_path))  # the newest part: it goes into a prompt
 
     @app.get("/vendor/{name}")
     def vendor(name: str):
@@ -254,7 +253,8 @@ async def bad_method(request, error):
 
 
 async def server_error(request, error):
-    logger.opt(exception=error).error(f"unhandled error on {request.method} {request.url.path}")
+    logger.opt(exception=error).error(f"unhandled error on {log_safe(request.method, 16)} "
+                                      f"{log_safe(request.url.path, PATH_LIMIT)}")
     return error_response(request, 500, "An unexpected error happened; nothing was changed. "
                           "Details are in server.log.")
 

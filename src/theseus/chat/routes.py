@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..actions import NotFound, OperationError, parse_int
+from ..logs import log_safe
 from ..ui import TAB_HEADER
 from .service import Chat, ChatError
 from .ui import (Appended, CardResult, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus,
@@ -188,7 +189,7 @@ async def handle(chat: Chat, websocket: WebSocket, raw: str) -> None:
     elif action == "send":
         await start_turn(chat, websocket, data.get("message"))
     else:
-        logger.info(f"chat socket: ignored a message with action {action!r}")
+        logger.info(f"chat socket: ignored a message with action {log_safe(repr(action), 100)}")
         await websocket.send_text(to_xml(Appended(Notice("That chat request was not understood."))))
 
 

@@ -23,6 +23,7 @@ from ..db import storage_problem
 from ..events import Broadcaster, Message
 from ..knowledge.recall import store_sources
 from ..llm.base import Backend, BackendError
+from ..logs import log_safe
 from .agent import Agent, Reply, parse, recent_turns
 from .context import ContextTooLarge, build_context
 from .conversations import Conversations
@@ -155,7 +156,7 @@ class Chat:
         await self.until_stopped(self.ensure_ready(key))
         recent = recent_turns(self.conversations.messages(conversation_id))
         command = await self.until_stopped(self.agent.decide(rest, recent, mode))
-        logger.info(f"chat: decoded {command.operation} {command.args} ({mode} mode)")
+        logger.info(f"chat: decoded {command.operation} {log_safe(command.args, 300)} ({mode} mode)")
         if command.is_none:
             return None
         return await self.agent.act(command, conversation_id)
