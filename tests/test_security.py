@@ -66,6 +66,10 @@ def test_websocket_handshakes_from_a_foreign_origin_are_refused(ws_app, client, 
 
 
 def test_allowed_hosts():
-    assert allowed_hosts("127.0.0.1", 5001) == {"127.0.0.1:5001", "localhost:5001", "[::1]:5001"}
-    assert allowed_hosts("0.0.0.0", 5001) is None
-    assert allowed_hosts("myhost.lan", 8000) == {"myhost.lan:8000"}
+    loopback = {"127.0.0.1:5001", "localhost:5001", "[::1]:5001"}
+    assert allowed_hosts("127.0.0.1", 5001) == loopback
+    assert allowed_hosts("0.0.0.0", 5001) >= loopback  # a fixed set, never "any" (see test_hardening_bind.py)
+    assert allowed_hosts("myhost.lan", 8000) == {"myhost.lan:8000", "127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
+    assert allowed_hosts("::1", 80, ("fe80::1", "Proxy.example:8443")) == {
+        "127.0.0.1:80", "localhost:80", "[::1]:80", "127.0.0.1", "localhost", "[::1]", "[fe80::1]:80", "[fe80::1]",
+        "proxy.example:8443"}

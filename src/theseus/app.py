@@ -30,7 +30,7 @@ from .knowledge.routes import add_knowledge_routes
 from .knowledge.viewer import source_url
 from .logs import PATH_LIMIT, RequestLogMiddleware, log_safe, log_tail
 from .runtime import Runtime
-from .security import SecurityMiddleware, is_own_navigation
+from .security import Access, SecurityMiddleware, is_own_navigation
 from .ui import EVENT_HEADER, TAB_HEADER, Headers, NavBar, Shell, Toast, app_url, op_url
 
 SSE_HEARTBEAT = 15.0  # seconds between keep-alive comments on the live-sync stream
@@ -62,7 +62,8 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
                    exception_handlers={404: not_found, 405: bad_method, 500: server_error,
                                        HTTPException: http_error, OperationError: operation_error})
     app.state.runtime = runtime
-    app.add_middleware(SecurityMiddleware, host=config.host, port=config.port)
+    app.state.access = Access.of(config)  # the hosts we answer to, and the token beyond loopback
+    app.add_middleware(SecurityMiddleware, access=app.state.access)
     app.add_middleware(RequestLogMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_shell_routes(app, runtime)

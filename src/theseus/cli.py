@@ -16,11 +16,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="theseus",
         description="Theseus: a local-first web app where a local LLM (Chip) rides along with you.",
         epilog="Environment: THESEUS_DATA (data dir, default ./data), THESEUS_PORT, THESEUS_HOST, "
-               "THESEUS_LLM (backend spec), THESEUS_MODELS (model dir, default $THESEUS_DATA/models).")
+               "THESEUS_ALLOWED_HOSTS (more host names to answer to), THESEUS_TOKEN (access token beyond "
+               "loopback), THESEUS_LLM (backend spec), THESEUS_MODELS (model dir, default $THESEUS_DATA/models).")
     parser.add_argument("--version", action="version", version=f"theseus {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="serve the app (default http://127.0.0.1:5001)")
-    serve.add_argument("--host", help="address to bind (default 127.0.0.1; keep it on loopback)")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1; beyond loopback every request "
+                                      "needs the token of the link printed at start)")
     serve.add_argument("--port", type=int, help="port to serve on (default 5001)")
     serve.add_argument("--data", help="data directory: database, server.log, models, user plugins")
     serve.add_argument("--watch", action=argparse.BooleanOptionalAction, default=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ class Config:
     models_dir: Path | None = None  # default: data_dir / "models"
     knowledge: bool = False  # build and watch the knowledge index in the background while serving
     embedder: str = ""  # embedder spec, see theseus.knowledge.embedders; "" follows the LLM backend
+    allowed_hosts: tuple[str, ...] = ()  # more Host names to answer to (e.g. behind a proxy), see security.py
+    token: str = field(default="", repr=False)  # the access token beyond loopback; "" makes a random one at start
     extra: dict = field(default_factory=dict)
 
     @property
@@ -64,6 +67,10 @@ class Config:
             values["models_dir"] = Path(env["THESEUS_MODELS"])
         if env.get("THESEUS_EMBED"):
             values["embedder"] = env["THESEUS_EMBED"]
+        if env.get("THESEUS_ALLOWED_HOSTS"):
+            values["allowed_hosts"] = _hosts(env["THESEUS_ALLOWED_HOSTS"])
+        if env.get("THESEUS_TOKEN"):
+            values["token"] = env["THESEUS_TOKEN"]
         # Config() in code (tests, evals) indexes nothing at start; the command line does, unless THESEUS_INDEX=0
         values["knowledge"] = env.get("THESEUS_INDEX", "1").strip().lower() not in ("0", "no", "off", "false")
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -80,3 +87,13 @@ def _port(text: str) -> int:
     if not 0 < port < 65536:
         raise ValueError(f"THESEUS_PORT must be between 1 and 65535, not {port}")
     return port
+
+
+def _hosts(text: str) -> tuple[str, ...]:
+    """THESEUS_ALLOWED_HOSTS: comma-separated names or addresses, each with an optional port."""
+    hosts = tuple(name.strip() for name in text.split(",") if name.strip())
+    for name in hosts:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+(:\d+)?|\[[0-9a-fA-F:.]+\](:\d+)?|[0-9a-fA-F:]+", name):
+            raise ValueError(f"THESEUS_ALLOWED_HOSTS lists host names (name or name:port, comma-separated), "
+                             f"not {name!r}")
+    return hosts

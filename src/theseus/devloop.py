@@ -34,6 +34,7 @@ from watchdog.observers import Observer
 
 from .config import Config
 from .events import Message
+from .security import with_token
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BANNER_ID = "devloop-banner"
@@ -262,7 +263,8 @@ class Supervisor:
                 "--port", str(config.port), "--data", str(config.data_dir)]
 
     def start_child(self) -> None:
-        self.child = subprocess.Popen(self.command())
+        token = {"THESEUS_TOKEN": self.config.token} if self.config.token else {}  # the same token after restarts
+        self.child = subprocess.Popen(self.command(), env={**os.environ, **token})
         logger.info(f"dev loop: server started (pid {self.child.pid}) on {self.config.origin}")
 
     def stop_child(self) -> None:
@@ -337,4 +339,4 @@ def supervise(config: Config) -> int:
     """`theseus serve --watch`: the supervisor's entry point."""
     logger.remove()
     logger.add(sys.stderr, format="{time:HH:mm:ss} | {level: <7} | {message}", level="INFO")
-    return Supervisor(config).run()
+    return Supervisor(with_token(config)).run()

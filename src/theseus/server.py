@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import uvicorn
 from loguru import logger
 
@@ -11,6 +13,7 @@ from .devloop import StatusFile
 from .events import Message
 from .logs import setup_logging
 from .runtime import Runtime
+from .security import exposure_notice, with_token
 
 
 class Server(uvicorn.Server):
@@ -29,12 +32,17 @@ class Server(uvicorn.Server):
 
 def serve(config: Config, *, supervised: bool = False) -> int:
     """Serve until interrupted; return the exit code. Supervised: follow the dev loop's status file."""
+    config = with_token(config)  # bound beyond loopback, every request needs this token
     setup_logging(config.log_path)
     logger.info(f"Theseus starting: {config.origin} (data in {config.data_dir.resolve()})"
                 + (" under the dev loop" if supervised else ""))
     runtime = Runtime(config)
     runtime.dev_status = StatusFile.of(config) if supervised else None
     app = create_app(config, runtime)
+    if app.state.access.token:
+        logger.warning(f"bound to {config.host or '*'}, beyond loopback: every request needs the access token "
+                       "(printed on the console, never logged)")
+        print(exposure_notice(config, app.state.access), file=sys.stderr, flush=True)
     server = Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
                                    access_log=False, timeout_graceful_shutdown=3), app)
     server.run()  # on SIGTERM/SIGINT uvicorn shuts down, then re-raises the signal
