@@ -24,10 +24,11 @@ from .chat.routes import add_chat_routes, chat_pane
 from .config import Config
 from .db import Database, storage_problem
 from .devloop import banner, follow_status
-from .events import append_event
+from .events import Subscription, TooManyStreams, append_event
 from .frontend import STATIC_DIR, missing_vendor_files, vendor_path
 from .knowledge.routes import add_knowledge_routes
 from .knowledge.viewer import source_url
+from .limits import BodyLimitMiddleware
 from .logs import PATH_LIMIT, RequestLogMiddleware, log_safe, log_tail
 from .runtime import Runtime
 from .security import Access, SecurityMiddleware, is_own_navigation
@@ -63,6 +64,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
                                        HTTPException: http_error, OperationError: operation_error})
     app.state.runtime = runtime
     app.state.access = Access.of(config)  # the hosts we answer to, and the token beyond loopback
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(SecurityMiddleware, access=app.state.access)
     app.add_middleware(RequestLogMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -135,7 +137,10 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
 
     @app.get("/sync")
     async def sync(request):
-        return live_sync_stream(runtime, request.query_params.get("tab"))
+        try:
+            return live_sync_stream(runtime, request.query_params.get("tab"))
+        except TooManyStreams as error:  # the tab's EventSource tries again, with backoff
+            return PlainTextResponse(str(error), status_code=503, headers={"Retry-After": "5"})
 
     @app.get("/search")
     def search(q: str = ""):
@@ -198,26 +203,37 @@ def new_tab_id() -> str:
 
 
 def live_sync_stream(runtime: Runtime, tab: str | None) -> StreamingResponse:
-    """The Server-Sent Events stream one tab listens on for out-of-band swaps."""
+    """The Server-Sent Events stream one tab listens on for out-of-band swaps (TooManyStreams if all are taken)."""
     subscription = runtime.broadcaster.subscribe(tab)
 
     async def events():
-        try:
-            yield "retry: 1000\n: connected\n\n"
-            while True:
-                try:
-                    message = await subscription.get(timeout=SSE_HEARTBEAT)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
-                    continue
-                if message is None:
-                    return
-                yield message.encode()
-        finally:
-            subscription.close()
+        yield "retry: 1000\n: connected\n\n"
+        while True:
+            try:
+                message = await subscription.get(timeout=SSE_HEARTBEAT)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            if message is None:
+                return
+            yield message.encode()
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return SubscriptionStream(subscription, events(), media_type="text/event-stream",
+                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+class SubscriptionStream(StreamingResponse):
+    """A streamed response that closes its subscription however it ends, even if the tab left before it began."""
+
+    def __init__(self, subscription: Subscription, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.subscription = subscription
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.subscription.close()
 
 
 # ---- errors: a clear message, never a stack trace ----

@@ -4,6 +4,11 @@ Every executed operation appends one event with its before/after snapshot and
 publishes the re-rendered HTML fragments to all connected tabs. Tabs listen on
 one Server-Sent Events stream each; htmx applies the fragments as
 out-of-band swaps. Publishing is thread-safe: operations run in worker threads.
+
+The number of streams is capped (STREAM_LIMIT): each one costs work on every change. One
+stream over the cap is refused, not an older one closed: a closed stream reconnects by
+itself within a second and would close the next, round and round; the refused tab retries
+with backoff and gets in as soon as another tab goes.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from dataclasses import dataclass
 from .db import Database, utc_now
 
 ACTORS = ("user", "llm", "system")
+STREAM_LIMIT = 32  # open streams per broadcaster (live-sync tabs; chat sockets)
+
+
+class TooManyStreams(Exception):
+    """Every stream is taken; str() says so to the user."""
 
 
 def append_event(db: Database, *, actor: str, operation: str, args: dict | None = None,
@@ -78,14 +88,18 @@ class Subscription:
 class Broadcaster:
     """Fans messages out to every subscribed tab, from any thread."""
 
-    def __init__(self):
+    def __init__(self, limit: int = STREAM_LIMIT):
+        self.limit = limit
         self._subscriptions: dict[int, Subscription] = {}
         self._keys = itertools.count(1)
         self._lock = threading.Lock()
 
     def subscribe(self, tab: str | None = None) -> Subscription:
-        """Subscribe from the event loop; `tab` identifies the browser tab."""
+        """Subscribe from the event loop; `tab` identifies the browser tab. TooManyStreams when all are taken."""
         with self._lock:
+            if len(self._subscriptions) >= self.limit:
+                raise TooManyStreams(f"{self.limit} tabs are already connected for live updates; "
+                                     "close one and this tab connects by itself.")
             subscription = Subscription(self, next(self._keys), tab)
             self._subscriptions[subscription.key] = subscription
         return subscription

@@ -11,6 +11,7 @@ from .app import create_app
 from .config import Config
 from .devloop import StatusFile
 from .events import Message
+from .limits import BODY_LIMIT
 from .logs import setup_logging
 from .runtime import Runtime
 from .security import exposure_notice, with_token
@@ -44,6 +45,6 @@ def serve(config: Config, *, supervised: bool = False) -> int:
                        "(printed on the console, never logged)")
         print(exposure_notice(config, app.state.access), file=sys.stderr, flush=True)
     server = Server(uvicorn.Config(app, host=config.host, port=config.port, log_level="warning",
-                                   access_log=False, timeout_graceful_shutdown=3), app)
+                                   access_log=False, timeout_graceful_shutdown=3, ws_max_size=BODY_LIMIT), app)
     server.run()  # on SIGTERM/SIGINT uvicorn shuts down, then re-raises the signal
     return 0

@@ -11,11 +11,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..actions import NotFound, OperationError, parse_int
+from ..events import TooManyStreams
 from ..logs import log_safe
 from ..ui import TAB_HEADER
 from .service import Chat, ChatError
 from .ui import (Appended, CardResult, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus,
                  Notice, proposal_card_id)
+
+
+SOCKET_MESSAGE_LIMIT = 64 * 1024  # characters of one socket message: a chat message (8,000) as JSON, with room
 
 
 def chat_pane(chat: Chat, tab: str):
@@ -147,16 +151,23 @@ def add_chat_routes(app, chat: Chat) -> None:
 
 async def chat_socket(chat: Chat, websocket: WebSocket) -> None:
     """One tab's chat socket: receives send/stop requests, forwards every chat broadcast."""
-    await websocket.accept()
-    subscription = chat.sockets.subscribe(websocket.query_params.get("tab"))
-    forwarder = asyncio.create_task(forward(subscription, websocket))
     try:
+        subscription = chat.sockets.subscribe(websocket.query_params.get("tab"))  # counted before it is open
+    except TooManyStreams as error:
+        await websocket.accept()
+        await websocket.send_text(to_xml(Appended(Notice(str(error)))))
+        return await websocket.close(code=1013)  # "try again later": the tab reconnects by itself, with backoff
+    forwarder = None
+    try:
+        await websocket.accept()
+        forwarder = asyncio.create_task(forward(subscription, websocket))
         while (raw := await receive(websocket)) is not None:
             await handle(chat, websocket, raw)
     except WebSocketDisconnect:
         pass
     finally:
-        forwarder.cancel()
+        if forwarder is not None:
+            forwarder.cancel()
         subscription.close()
 
 
@@ -179,6 +190,11 @@ async def forward(subscription, websocket: WebSocket) -> None:
 
 async def handle(chat: Chat, websocket: WebSocket, raw: str) -> None:
     """Act on one message from a tab: {"action": "send", "message": "..."} or {"action": "stop"}."""
+    if len(raw) > SOCKET_MESSAGE_LIMIT:
+        logger.info(f"chat socket: ignored a message of {len(raw):,} characters")
+        return await websocket.send_text(to_xml(Appended(Notice(
+            f"That message is too large ({len(raw):,} characters; the limit is {SOCKET_MESSAGE_LIMIT:,}). "
+            "Nothing was sent to Chip."))))
     try:
         data = json.loads(raw)
         action = data.get("action") if isinstance(data, dict) else None

@@ -31,12 +31,18 @@ from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, Co
                  StreamingBody, UndoCard, message_id, shows_text)
 
 FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often, once it shows any text
+REPLY_LIMIT = 16_000  # characters of one streamed reply, whatever the backend: a model that never stops is cut here
 READY_TIMEOUT = 120.0  # how long a turn waits for the model to finish loading
 UNREACHABLE_TIMEOUT = 3.0  # how long a turn retries a backend that is down before saying so
 MODE_NOTES = {"auto": "Chip decides whether to act or just talk.", "chat": "Chip only talks, never acts.",
               "command": "Chip turns every message into a command."}
 POKE = ("The user pressed the Poke button. In one or two short sentences, and based on the current "
         "state and their recent actions, suggest what they could do next.")
+
+
+def cut_note() -> str:
+    """What ends a reply that reached REPLY_LIMIT."""
+    return f"\n\n*(reply cut at {REPLY_LIMIT:,} characters)*"
 
 
 class ChatError(Exception):
@@ -185,9 +191,12 @@ class Chat:
         await self.ensure_ready(key)
         context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
                                           instruction=instruction)
-        flushed, shown = 0.0, False
+        flushed, shown, cut = 0.0, False, False
         async with aclosing(self.backend.stream_chat(context.messages, cancel=self.cancel)) as stream:
             async for piece in stream:
+                cut = len(text) + len(piece) > REPLY_LIMIT
+                if cut:
+                    piece = piece[:REPLY_LIMIT - len(text)] + cut_note()
                 text += piece
                 yield piece
                 if not shown or time.perf_counter() - flushed > FLUSH_SECONDS:  # every piece until text shows
@@ -195,10 +204,12 @@ class Chat:
                     body = StreamingBody(key, text)
                     self.publish(body)
                     shown = shows_text(body)
+                if cut:  # leaving the block closes the backend's stream: the model stops generating
+                    break
         stopped = self.cancel.is_set()
         self.finish(conversation_id, key, text, stopped, context.sources)
         logger.info(f"chat: reply of {len(text)} characters in {time.perf_counter() - started:.1f} s"
-                    + (" (stopped)" if stopped else ""))
+                    + (" (stopped)" if stopped else " (cut)" if cut else ""))
 
     def announce(self, text: str) -> dict:
         """Chip says a scripted line (e.g. a workflow step's message) in the current conversation."""

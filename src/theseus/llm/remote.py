@@ -4,7 +4,9 @@ first-token timeout, a stall timeout and prompt cancellation.
 
 Cancellation does not run the HTTP read in a second task (httpx wants one task
 per connection); a small watcher task instead expires the `asyncio.timeout`
-scope around the current read, so the read stops where it is.
+scope around the current read, so the read stops where it is. A streamed reply
+is read up to STREAM_LIMIT bytes: a server that never ends a line, or never
+ends the stream, cannot fill the memory (the chat cuts the reply's text far sooner).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import abc
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 
 import httpx
 
 from .base import Backend, BackendError, BackendStatus, BackendUnavailable
+
+STREAM_LIMIT = 8 * 1024 * 1024  # bytes of one streamed reply read from a model server
 
 
 class HttpStatusError(BackendError):
@@ -131,7 +135,7 @@ class RemoteBackend(Backend):
                 response = await watch.step(stack.enter_async_context(stream), self.first_token_timeout)
                 if response.status_code >= 400:
                     raise self.status_error(response.status_code, await response.aread())
-                lines = response.aiter_lines()
+                lines = await stack.enter_async_context(aclosing(self.bounded_lines(response)))
                 timeout = self.first_token_timeout
                 while (line := await watch.step(anext(lines, None), timeout)) is not None:
                     timeout = self.stall_timeout
@@ -146,6 +150,22 @@ class RemoteBackend(Backend):
             raise self.transport_error(e, path) from None
         finally:
             watch.close()
+
+    async def bounded_lines(self, response: httpx.Response, limit: int = STREAM_LIMIT) -> AsyncIterator[str]:
+        """The response's lines (ended by \\n or \\r\\n), until more than `limit` bytes came: then BackendError."""
+        pending = ""
+        async for text in response.aiter_text():
+            if response.num_bytes_downloaded > limit:
+                raise BackendError(f"{self.name} at {self.base_url} sent more than {limit // (1024 * 1024)} MiB "
+                                   "without ending its reply; stopped reading it")
+            if "\n" not in text:
+                pending += text
+                continue
+            *lines, pending = (pending + text).split("\n")
+            for line in lines:
+                yield line.removesuffix("\r")
+        if pending:
+            yield pending
 
     def transport_error(self, error: httpx.HTTPError, path: str) -> BackendError:
         """Turn an httpx exception into a message that says what to check."""
