@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
+from tests.conftest import Socket
 from tests.hardening import check_invariants, state_of
 from theseus.actions import Operation
 from theseus.logs import setup_logging
@@ -194,15 +195,18 @@ WS_FRAMES = st.one_of(
 
 @settings(FUZZ, max_examples=50)
 @given(frames=st.lists(WS_FRAMES, min_size=1, max_size=6))
-def test_every_chat_socket_message_type_is_handled(socket, runtime, config, frames):
-    tab = socket("fuzz")
-    for kind, frame in frames:
-        tab.ws.send_bytes(frame) if kind == "bytes" else tab.ws.send_text(frame)
-    tab.send(action="stop")
-    wait_for_quiet(runtime)
-    tab.send(action="send", message="/list")  # the socket still works
-    tab.until(r"Your tasks|There are no tasks")
-    wait_for_quiet(runtime)
+def test_every_chat_socket_message_type_is_handled(client, runtime, config, frames):
+    tab = Socket(client, config, "fuzz")
+    try:
+        for kind, frame in frames:
+            tab.ws.send_bytes(frame) if kind == "bytes" else tab.ws.send_text(frame)
+        tab.send(action="stop")
+        wait_for_quiet(runtime)
+        tab.send(action="send", message="/list")  # the socket still works
+        tab.until(r"Your tasks|There are no tasks")
+        wait_for_quiet(runtime)
+    finally:
+        tab.close()  # one socket per example: the server caps how many are open at once
     check_invariants(runtime.db)
     assert "Traceback" not in config.log_path.read_text()
 
