@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import run_async
 from theseus.knowledge.index import Source
 from theseus.knowledge.service import Knowledge
+from theseus.location import NOWHERE, Location
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(600)]
 
@@ -34,11 +35,11 @@ def backend(embedded):
     return embedded
 
 
-def turn(runtime, message: str) -> None:
+def turn(runtime, message: str, location: Location = NOWHERE) -> None:
     """One chat turn through the same pipeline as the web chat. Once Chip has decided to talk rather
     than act, its reply is stopped at the first piece: talking cannot delete anything."""
     async def run():
-        async for _ in runtime.chat.send(message):
+        async for _ in runtime.chat.send(message, location=location):
             runtime.chat.stop()
     run_async(run())
 
@@ -84,8 +85,7 @@ def test_an_injected_workflow_value_never_deletes_without_a_click(runtime):
     key = runtime.registry.execute("hello.start", {}, actor="user").value["key"]
     runtime.registry.execute("hello.submit", {"key": key, "step": "step_01", "value": INJECTIONS[0][:100]},
                              actor="user")
-    runtime.db.store["last_app"] = "hello"  # the user is in the workflow: Chip acts on it
     for ask in ("/command do what my name says", "what did I type as my name?"):
-        turn(runtime, ask)
+        turn(runtime, ask, Location("hello", key))  # sent from the run's page: Chip acts on it
         assert_nothing_deleted(runtime, 2)
         assert runtime.db.value("SELECT COUNT(*) FROM pipelines") == 1

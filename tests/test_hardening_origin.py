@@ -16,6 +16,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocketDisconnect
 
 from tests.conftest import free_port
+from tests.hardening import state_of
+from tests.waits import wait_until
+from theseus.ui import app_url
 
 WRITES = ("POST", "PUT", "DELETE", "PATCH")
 COUNTED = ("tasks", "profiles", "events", "conversations", "messages", "store")
@@ -115,6 +118,52 @@ def test_a_cross_site_subresource_get_changes_nothing(client, runtime):
         response = client.get("/apps/history", headers={"sec-fetch-site": site, "sec-fetch-dest": dest})
         assert response.status_code == 200
     assert counts(runtime.db) == before  # not even "opened Activity" in Chip's context
+
+
+GET_HEADERS = [{"sec-fetch-site": "cross-site", "sec-fetch-dest": "image"},
+               {"sec-fetch-site": "cross-site", "sec-fetch-dest": "document"},
+               {"sec-fetch-site": "same-origin", "sec-fetch-dest": "document"}, {},  # the user's own page views
+               {"HX-Request": "true"}]
+
+
+def get_urls(app, runtime, key: str) -> list[str]:
+    """A URL for every GET route (the live-sync stream aside), its parameters filled with real values."""
+    urls = []
+    for route in app.routes:
+        if not isinstance(route, Route) or "GET" not in (route.methods or ()) or route.path == "/sync":
+            continue
+        path = (route.path.replace("{row_id}", "1").replace("{conversation_id}", "1").replace("{key}", key)
+                .replace("{step_id}", "step_01").replace("{name}", "tasks"))
+        urls.append(path)
+        if route.path == "/apps/{name}":  # every app's page, and a run's page with its key in the address
+            urls += [app_url(name) for name in runtime.plugins] + [f"/apps/hello?run={key}", "/"]
+    return urls + ["/apps/tasks/more?priority=0&id=1", "/search?q=tasks", "/chat/list?q=a",
+                   f"/chip/context?app=hello&run={key}&message=fill+in+Ada", "/source?path=docs/crash-course.md"]
+
+
+def test_no_get_changes_anything_whoever_causes_it(app, client, runtime):
+    runtime.registry.execute("tasks.insert", {"name": "keep me"})
+    key = runtime.registry.execute("hello.start").value["key"]
+    before = state_of(runtime.db)
+    urls = get_urls(app, runtime, key)
+    assert {"/apps/hello", f"/apps/hello?run={key}", f"/apps/hello/runs/{key}/steps/step_01"} <= set(urls)
+    for url in urls:
+        for headers in GET_HEADERS:
+            response = client.get(url, headers=headers, follow_redirects=False)
+            assert response.status_code < 500, (url, headers)
+            assert state_of(runtime.db) == before, (url, headers)  # not the store, not "opened", not a run
+
+
+def test_a_cross_site_get_of_a_run_does_not_steer_chip(client, socket, runtime, backend):
+    mine = runtime.registry.execute("hello.start").value["key"]
+    other = runtime.registry.execute("hello.start").value["key"]
+    store = runtime.db.query("SELECT * FROM store ORDER BY key")
+    client.get(f"/apps/hello?run={other}", headers={"sec-fetch-site": "cross-site", "sec-fetch-dest": "image"})
+    assert runtime.db.query("SELECT * FROM store ORDER BY key") == store
+    backend.commands = [{"command": "fill"}, {"value": "Ada"}]
+    socket().send(action="send", message="fill in Ada", app="hello", run=mine)  # from the user's own tab
+    wait_until(lambda: runtime.db.value("SELECT data FROM pipelines WHERE key = ?", (mine,)) != "{}", "the fill")
+    assert runtime.db.value("SELECT data FROM pipelines WHERE key = ?", (other,)) == "{}"
 
 
 def test_pages_cannot_be_framed(client):

@@ -127,8 +127,10 @@ def test_the_context_page_without_a_message_and_with_a_tight_window(client, runt
     assert page.status_code == 200 and "too long for the model" in page.text
 
 
-def test_the_chat_pane_links_to_the_context_page(client):
-    assert 'href="/chip/context"' in client.get("/apps/tasks").text
+def test_the_chat_pane_links_to_the_context_page_from_where_the_tab_is(client, runtime):
+    assert 'href="/chip/context?app=tasks"' in client.get("/apps/tasks").text
+    runtime.registry.execute("hello.start")
+    assert 'href="/chip/context?app=hello&amp;run=home-hello-01"' in client.get("/apps/hello?run=home-hello-01").text
 
 
 def test_excerpts_give_way_before_the_conversation_when_the_window_is_tight(runtime, backend):

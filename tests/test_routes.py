@@ -35,11 +35,15 @@ def test_unknown_vendor_file_and_unknown_app_are_clean_404s(client):
         assert "Traceback" not in response.text and "Not possible" in response.text
 
 
-def test_opening_an_app_is_logged_once(client, runtime):
-    client.get("/apps/profiles"), client.get("/apps/profiles")
+def test_an_app_is_logged_as_opened_once_by_the_messages_sent_from_it(client, socket, runtime):
+    client.get("/apps/profiles")  # a page view writes nothing
+    assert runtime.db.query("SELECT * FROM events WHERE operation = 'app.open'") == []
+    tab = socket()
+    for _ in range(2):
+        tab.send(action="send", message="/help", app="profiles", run="")
+        tab.until("Commands that need no model")
     opened = runtime.db.query("SELECT summary FROM events WHERE operation = 'app.open'")
     assert opened == [{"summary": "Opened Profiles"}]
-    assert runtime.db.store["last_app"] == "profiles"
     assert client.get("/").url.path == "/apps/profiles"
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from theseus.actions import NotFound, OperationError
 from theseus.chat.context import system_prompt
+from theseus.location import Location
 from theseus.workflows.cards import final_card_id, run_id, runs_list_id, step_card_id
 from theseus.workflows.engine import VALUE_LIMIT, Step, Workflow
 from tests.waits import wait_until
@@ -162,9 +163,8 @@ def test_chip_says_each_step_line_once_when_the_step_opens(runtime):
 
 def test_the_system_prompt_carries_the_run_and_the_current_steps_notes(runtime):
     key = start(runtime)
-    runtime.db.store["last_app"] = "hello"
     submit(runtime, key, "step_01", "Ada")
-    prompt = system_prompt(runtime)
+    prompt = system_prompt(runtime, location=Location("hello", key))  # a message from the run's page
     assert f"## The user is in the Hello workflow, run {key}" in prompt and '1. Your name — done: "Ada"' in prompt
     assert "2. Greeting — the current step" in prompt
     assert "The user is now on step 2 of 2, “Greeting”. About this step: The second step suggests" in prompt
@@ -367,16 +367,11 @@ def test_a_step_not_open_yet_says_so(client, runtime):
 
 # ---- Chip drives a run (scripted model: the decoder's plumbing) ----
 
-def open_run(client, key: str, name: str = "hello"):
-    client.get(f"/apps/{name}?run={key}")  # the user opens the run: Chip now acts on it
-
-
-def test_chip_fills_the_current_step_of_the_open_run(socket, client, runtime, backend):
+def test_chip_fills_the_current_step_of_the_run_the_tab_shows(socket, client, runtime, backend):
     key = start(runtime)
-    open_run(client, key)
     backend.commands = [{"command": "fill"}, {"value": "Ada"}]
     tab = socket()
-    tab.send(action="send", message="my name is Ada, fill that in")
+    tab.send(action="send", message="my name is Ada, fill that in", app="hello", run=key)  # as the page sends it
     final = tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
     assert "Your name = Ada" in final
     assert data_of(runtime, key)["step_01"]["value"] == "Ada"
@@ -389,13 +384,12 @@ def test_chip_fills_the_current_step_of_the_open_run(socket, client, runtime, ba
 
 def test_chip_goes_back_and_finalizes_by_the_same_operations(socket, client, runtime, backend):
     key = start(runtime)
-    open_run(client, key)
     submit(runtime, key, "step_01", "Ada")
     submit(runtime, key, "step_02", "Hi")
     backend.commands = [{"command": "finalize"}, {"command": "unlock"}, {"command": "back"}]
     tab = socket()
     for message in ("lock it", "unlock it", "go back a step"):
-        tab.send(action="send", message=message)
+        tab.send(action="send", message=message, app="hello", run=key)
         tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
     data = data_of(runtime, key)
     assert "finalized" not in data and data["step_02"]["done"] is False and data["step_02"]["value"] == "Hi"
@@ -403,20 +397,60 @@ def test_chip_goes_back_and_finalizes_by_the_same_operations(socket, client, run
 
 def test_chip_proposes_deleting_a_run_but_waits_for_the_click(socket, client, runtime, backend):
     key = start(runtime)
-    open_run(client, key)
     backend.commands = [{"command": "delete"}]
     tab = socket()
-    tab.send(action="send", message="delete this run")
-    assert "/chat/confirm/" in tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
+    tab.send(action="send", message="delete this run", app="hello", run=key)
+    final = tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
+    assert f"Shall I delete Hello run {key}? Please confirm." in final and "/chat/confirm/" in final
     assert runtime.db.value("SELECT COUNT(*) FROM pipelines") == 1
+
+
+def test_each_tab_drives_the_run_it_shows(socket, client, runtime, backend):
+    first, second = start(runtime), start(runtime)
+    backend.commands = [{"command": "fill"}, {"value": "Ada"}, {"command": "fill"}, {"value": "Grace"}]
+    one, two = socket("one"), socket("two")
+    one.send(action="send", message="my name is Ada", app="hello", run=first)
+    one.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
+    two.send(action="send", message="my name is Grace", app="hello", run=second)
+    two.until(r"Your name = Grace")
+    assert data_of(runtime, first)["step_01"]["value"] == "Ada"
+    assert data_of(runtime, second)["step_01"]["value"] == "Grace"
+    assert f"Open run: {second}." in backend.prompts[-2][0]["content"]  # the second message saw its own run
+
+
+@pytest.mark.parametrize("where", [{}, {"app": "hello"}, {"app": "hello", "run": "home-hello-99"},
+                                   {"app": "hello", "run": "other-hello-01"}, {"app": "madlibs", "run": "RUN"},
+                                   {"app": "nope", "run": "RUN"}, {"app": ["hello"], "run": {"x": 1}},
+                                   {"app": "hello", "run": "RUN" + "x" * 500}])
+def test_a_message_from_elsewhere_never_drives_a_run(socket, runtime, backend, where):
+    key = start(runtime)
+    other = runtime.registry.execute("profiles.insert", {"name": "Other"}).value["id"]
+    runtime.registry.execute("profiles.switch", {"id": other})
+    start(runtime)  # other-hello-01: in another profile, so never acted on from this one
+    runtime.registry.execute("profiles.switch", {"id": 1})
+    where = {k: v.replace("RUN", key) if isinstance(v, str) else v for k, v in where.items()}
+    backend.commands = [{"command": "chat"}]
+    tab = socket()
+    tab.send(action="send", message="my name is Ada, fill that in", **where)
+    tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
+    assert "fill" not in backend.schemas[0]["properties"]["command"]["enum"]  # no run of this tab to fill
+    assert data_of(runtime, key) == {}
+
+
+def test_poke_from_a_run_page_sees_that_run(client, runtime, backend):
+    key = start(runtime)
+    page = client.get(f"/apps/hello?run={key}").text
+    assert 'hx-post="/poke" hx-include="#tab-location"' in page and f'name="run" value="{key}"' in page
+    assert client.post("/poke", data={"app": "hello", "run": key}).status_code == 204
+    wait_until(lambda: backend.prompts and not runtime.chat.streaming, "the nudge")
+    assert f"## The user is in the Hello workflow, run {key}" in backend.prompts[-1][0]["content"]
 
 
 def test_a_select_step_gives_chip_its_choices(client, runtime):
     key = start(runtime, "longjob")
     submit(runtime, key, "step_01", "/", name="longjob")
-    open_run(client, key, "longjob")
     longjob = runtime.plugins["longjob"]
-    schema = longjob.command_schema(runtime.registry.get("longjob.submit"))
+    schema = longjob.command_schema(runtime.registry.get("longjob.submit"), Location("longjob", key))
     assert schema["properties"]["value"]["enum"] == ["full speed", "gentle (20 MB/s)", "very gentle (2 MB/s)"]
 
 

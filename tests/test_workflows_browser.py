@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import free_port
+from tests.test_chat_browser import send
 from tests.test_cli import start_server
 from theseus.db import Database
 from theseus.workflows.cards import job_bar_id, run_id, step_card_id
@@ -93,6 +94,23 @@ def test_two_tabs_run_two_runs_and_a_third_follows_the_first_live(open_page, liv
     for page in (first, watcher):
         expect(page.locator(f"#{run_id(one)}")).to_contain_text("Yo Ada")
     expect(second.locator(f"#{run_id(two)}")).not_to_contain_text("Ada")
+
+
+def test_a_chat_message_drives_the_run_of_the_tab_it_was_sent_from(open_page, live_server, backend):
+    first, second = open_page("/apps/hello"), open_page("/apps/hello")
+    one, two = new_run(first), new_run(second)
+    first.reload()  # the newest tab opened last: its run is no page view's "last opened" run
+    first.wait_for_function("document.body.dataset.live === 'open'")
+    backend.commands = [{"command": "fill"}, {"value": "Ada"}]
+    send(first, "my name is Ada, fill that in")
+    expect(card(first, one, "step_01")).to_have_class("step done")
+    backend.commands = [{"command": "fill"}, {"value": "Grace"}]
+    send(second, "I'm Grace, put that in")
+    expect(card(second, two, "step_01")).to_have_class("step done")
+    for key, name in ((one, "Ada"), (two, "Grace")):
+        data = json.loads(live_server.runtime.db.value("SELECT data FROM pipelines WHERE key = ?", (key,)))
+        assert data["step_01"]["value"] == name
+    assert first.js_errors == [] and second.js_errors == []
 
 
 def start_gentle_job(page, folder) -> str:

@@ -36,7 +36,8 @@ def test_a_question_mid_step_is_answered_in_context(open_page, live_server):
     page = open_page("/apps/hello")
     new_run(page)
     mind = page.context.new_page()
-    mind.goto(live_server.url + "/chip/context")  # the window into Chip's mind: the step's notes are there
+    mind.goto(live_server.url + page.locator(".chip-context-link").get_attribute("href"))  # what Chip sees from
+    # this tab (its app and run): the step's notes are there
     expect(mind.locator("body")).to_contain_text("The user is now on step 1 of 2, “Your name”. About this step:")
     answers = []
     for _ in range(3):  # a 0.5B model sampling at 0.7 is right most of the time, not every time

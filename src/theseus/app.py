@@ -22,16 +22,17 @@ from starlette.staticfiles import StaticFiles
 from .actions import Operation, OperationError
 from .chat.routes import add_chat_routes, chat_pane
 from .config import Config
-from .db import Database, storage_problem
+from .db import Database
 from .devloop import banner, follow_status
-from .events import Subscription, TooManyStreams, append_event
+from .events import Subscription, TooManyStreams
 from .frontend import STATIC_DIR, missing_vendor_files, vendor_path
 from .knowledge.routes import add_knowledge_routes
 from .knowledge.viewer import source_url
+from .location import page_location
 from .limits import BodyLimitMiddleware
 from .logs import PATH_LIMIT, RequestLogMiddleware, log_safe, log_tail
 from .runtime import Runtime
-from .security import Access, SecurityMiddleware, is_own_navigation
+from .security import Access, SecurityMiddleware
 from .ui import EVENT_HEADER, TAB_HEADER, Headers, NavBar, Shell, Toast, app_url, op_url
 
 SSE_HEARTBEAT = 15.0  # seconds between keep-alive comments on the live-sync stream
@@ -125,14 +126,13 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
             raise HTTPException(404, f"There is no app called {name!r}.")
         if "hx-request" in request.headers:
             return plugin.render(request)
-        if is_own_navigation(request):  # another page's <img src=...> must not steer Chip's context
-            note_app_opened(runtime, name)
-        tab = new_tab_id()
+        tab, location = new_tab_id(), page_location(name, request)  # a page view writes nothing, not even "opened"
         nav = NavBar(runtime.plugins["profiles"].menu(), list(runtime.plugins.values()),
                      runtime.broken, name)
         query = request.url.query  # e.g. a workflow run's key: the main area reloads the same view
-        return Shell(title=plugin.display_name, tab=tab, nav=nav, main=plugin.render(request),
-                     main_url=app_url(name) + (f"?{query}" if query else ""), chat=chat_pane(runtime.chat, tab),
+        return Shell(title=plugin.display_name, tab=tab, nav=nav, main=plugin.render(request), location=location,
+                     main_url=app_url(name) + (f"?{query}" if query else ""),
+                     chat=chat_pane(runtime.chat, tab, location),
                      banner=banner(runtime))
 
     @app.get("/sync")
@@ -179,22 +179,6 @@ def KnowledgeHits(runtime: Runtime, query: str):
     return Div(Small("In the docs and code"),
                Ul(*[Li(A(f"{h.path}:{h.line_start}", href=source_url(h.path, h.line_start, h.line_end),
                          target="_blank"), " ", Small(h.title)) for h in hits]), cls="knowledge-hits") if hits else ""
-
-
-def note_app_opened(runtime: Runtime, name: str) -> None:
-    """Log opening an app in the action log (once per change of app), so Chip knows."""
-    if runtime.db.store.get("last_app") == name:
-        return
-    try:
-        with runtime.db.transaction():
-            runtime.db.store["last_app"] = name
-            append_event(runtime.db, actor="user", operation="app.open", args={"app": name},
-                         summary=f"Opened {runtime.plugins[name].display_name}",
-                         profile_id=runtime.profile_id)
-    except Exception as error:  # a full disk must not stop the user from seeing their data
-        if not (reason := storage_problem(error)):
-            raise
-        logger.warning(f"opening {name} was not logged: {reason}")
 
 
 def new_tab_id() -> str:

@@ -61,8 +61,9 @@ class Plugin:
         Raises NotFound if the row it names does not exist (a confirm card is bound to this row)."""
         return None
 
-    def prompt_notes(self) -> str:
-        """Extra system-prompt text while this app is open (e.g. a workflow step's domain notes)."""
+    def prompt_notes(self, location) -> str:
+        """Extra system-prompt text while this app is open in the tab a message came from (`location`: that
+        tab's app and run; e.g. a workflow step's domain notes)."""
         return ""
 
 

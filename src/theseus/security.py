@@ -144,16 +144,6 @@ def no_framing(send):
     return send_with_headers
 
 
-def is_own_navigation(request) -> bool:
-    """Whether the user opened this page: typed, bookmarked, one of our links, or a non-browser client.
-
-    Not an <img>, <iframe> or fetch on another page; on localhost another port is "same-site" too.
-    """
-    headers = request.headers
-    return headers.get("sec-fetch-site", "none") in ("none", "same-origin") and \
-        headers.get("sec-fetch-dest", "document") == "document"
-
-
 def request_headers(scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 

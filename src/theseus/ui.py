@@ -12,6 +12,8 @@ from fasthtml.common import (A, Button, Details, Div, Footer, Form, Input, Li, L
                              Main, Meta, Nav, Option, Script, Select, Small, Strong,
                              Summary, Title, Ul)
 
+from .location import LOCATION_ID, NOWHERE, Location, LocationFields
+
 PROFILE_MENU_ID = "profile-menu"
 APPS_MENU_ID = "apps-menu"
 MAIN_ID = "main"
@@ -87,7 +89,7 @@ def NavBar(profile_menu, apps, broken, current_app):
 
 def PokeBar():
     return Footer(Button("Poke", title="Nudge Chip: what should I do next?", hx_post="/poke",
-                         hx_swap="none", cls="outline poke"),
+                         hx_include=f"#{LOCATION_ID}", hx_swap="none", cls="outline poke"),
                   Small(A("server.log", href="/log", target="_blank"), " ",
                         Button("Copy log", type="button", cls="outline secondary copy-log",
                                title="Copy server.log, to paste it into a prompt")), cls="pokebar")
@@ -99,10 +101,11 @@ def Toast(message: str, kind: str = "error"):
                hx_swap_oob="true")
 
 
-def Shell(*, title: str, tab: str, nav, main, main_url: str, chat, banner=""):
-    """The whole page: nav, dev-loop banner, main area, chat pane, poke bar, and the live-sync connection."""
+def Shell(*, title: str, tab: str, nav, main, main_url: str, chat, banner="", location: Location = NOWHERE):
+    """The whole page: nav, dev-loop banner, main area, chat pane, poke bar, the live-sync connection, and where
+    the tab is (`location`, sent with its chat messages)."""
     return (Title(f"{title} · Theseus"),
-            Div(nav, banner,
+            Div(nav, banner, LocationFields(location),
                 Div(Main(main, id=MAIN_ID, hx_get=main_url, hx_trigger="sse:profile, profile from:body",
                          hx_swap="innerHTML"),
                     chat, cls="workspace"),

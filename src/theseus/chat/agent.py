@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 
 from ..actions import OperationError, Outcome
-from .commands import Command, act_on, decode_command, validate
+from ..location import NOWHERE, Location
+from .commands import Command, decode_command, validate
 
 MODES = ("auto", "chat", "command")
 REPEAT_WINDOW = 120.0  # seconds in which Chip refuses to repeat its own identical command
@@ -91,7 +92,8 @@ class Agent:
         if word == "/done" and rest:
             return Reply((await run("tasks.toggle", {"id": rest.lstrip("#")})).message)
         if word == "/list":
-            return Reply(list_text(self.runtime, (await run("tasks.list", {})).value))
+            outcome = await run("tasks.list", {})
+            return Reply(list_text(self.runtime.registry.get(outcome.operation).plugin, outcome.value))
         if word == "/undo":
             return Reply((await run("history.undo", {})).message)
         return Reply(SLASH_HELP)
@@ -99,11 +101,13 @@ class Agent:
     async def run_user(self, name: str, args: dict) -> Outcome:
         return await asyncio.to_thread(self.runtime.registry.execute, name, args, "user")
 
-    async def decide(self, text: str, recent: str, mode: str) -> Command:
-        """The command a message asks for ("none" in chat mode or when it asks for nothing)."""
+    async def decide(self, text: str, recent: str, mode: str, location: Location = NOWHERE) -> Command:
+        """The command a message from a tab at `location` asks for ("none" in chat mode or when it asks for
+        nothing)."""
         if mode == "chat":
             return Command("none")
-        return await decode_command(self.runtime, self.backend, text, recent=recent, must_act=mode == "command")
+        return await decode_command(self.runtime, self.backend, text, recent=recent, must_act=mode == "command",
+                                    location=location)
 
     async def act(self, command: Command, conversation_id: int) -> Reply:
         """Carry out a decoded command, or say why not; destructive ones wait for a click."""
@@ -128,7 +132,7 @@ class Agent:
             return Reply(f"I couldn't do that: {error.message}")
         self.last_command = (key, time.monotonic())
         if op.name.endswith(".list"):
-            return Reply(list_text(self.runtime, outcome.value))
+            return Reply(list_text(op.plugin, outcome.value))
         return Reply(f"{outcome.message}.", event_id=outcome.event_id)
 
     def propose(self, op, args: dict, conversation_id: int) -> Proposal:
@@ -203,9 +207,8 @@ def recent_turns(messages: list[dict]) -> str:
     return "\n".join(f"{'User' if m['role'] == 'user' else 'Chip'}: {m['content'][:300]}" for m in turns)
 
 
-def list_text(runtime, rows: list[dict]) -> str:
-    """A list operation's rows as a markdown list (names escaped as plain data)."""
-    app = act_on(runtime)
+def list_text(app, rows: list[dict]) -> str:
+    """A list app's rows as a markdown list (names escaped as plain data)."""
     if not rows:
         return f"There are no {app.item}s yet."
     lines = [f"- #{r['id']} {escape_markdown(r['name'])}{' ✓' if r.get('done') else ''}" for r in rows]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ..actions import Operation
 from ..llm.base import Backend, BackendError
+from ..location import NOWHERE, Location
 
 NONE = "none"
 CHAT = "chat"  # "none" is offered to the model as two words it reads well: just talk,
@@ -41,9 +42,9 @@ class Command:
         return self.operation == NONE
 
 
-def act_on(runtime):
-    """The app Chip's commands act on: the open app if it is a list app or a workflow, else Tasks."""
-    app = runtime.plugins.get(runtime.db.store.get("last_app", ""))
+def act_on(runtime, location: Location = NOWHERE):
+    """The app Chip's commands act on: the tab's app if it is a list app or a workflow, else Tasks."""
+    app = runtime.plugins.get(location.app)
     commandable = app is not None and (hasattr(app, "rows") or hasattr(app, "command_state"))
     return app if commandable else runtime.plugins["tasks"]
 
@@ -200,12 +201,14 @@ def few_shot(pairs: list[tuple[str, str]], rows: list[dict]) -> list[dict]:
 
 
 async def decode_command(runtime, backend: Backend, request: str, *, recent: str = "",
-                         must_act: bool = False) -> Command:
-    """Decode the command a message asks for (possibly "none"); BackendError if the model fails."""
-    app = act_on(runtime)
+                         must_act: bool = False, location: Location = NOWHERE) -> Command:
+    """Decode the command a message from a tab at `location` asks for (possibly "none"); BackendError if the
+    model fails."""
+    app = act_on(runtime, location)
     ops = operations(runtime, app)
     if hasattr(app, "command_state"):
-        return await decode_step_command(app, ops, backend, request, recent=recent, must_act=must_act)
+        return await decode_step_command(app, ops, backend, request, recent=recent, must_act=must_act,
+                                         location=location)
     rows = app.rows(limit=STATE_ROWS)
     shots = [s for s in examples(app, rows) if s[1] in ops or s[1] in TALK]
     system = {"role": "system", "content": system_text(app, ops, rows)}
@@ -239,25 +242,26 @@ async def choose(backend: Backend, system: dict, shots: list, choices: list[str]
 
 
 async def decode_step_command(app, ops: dict[str, Operation], backend: Backend, request: str, *,
-                              recent: str = "", must_act: bool = False) -> Command:
-    """A command for the open workflow: the app names the run and step; the model picks the verb and value."""
-    ops = {verb: op for verb, op in ops.items() if verb in app.command_verbs()}
+                              recent: str = "", must_act: bool = False, location: Location = NOWHERE) -> Command:
+    """A command for the tab's workflow: the app names the run and step; the model picks the verb and value."""
+    ops = {verb: op for verb, op in ops.items() if verb in app.command_verbs(location)}
     system = {"role": "system", "content": f"You turn the user's message into one command for the "
-              f"{app.display_name} workflow, as JSON.\nCommands:\n{operation_guide(ops)}\n\n{app.command_state()}"}
+              f"{app.display_name} workflow, as JSON.\nCommands:\n{operation_guide(ops)}\n\n"
+              f"{app.command_state(location)}"}
     shots = [s for s in app.command_examples() if s[1] in ops or s[1] in TALK]
     choices = list(ops) + ([] if must_act else list(TALK))
     chosen = await choose(backend, system, shots, choices, request_text(request, recent))
     if chosen in TALK:
         return Command(NONE)
     op = ops[chosen]
-    schema = app.command_schema(op)
+    schema = app.command_schema(op, location)
     if not schema["properties"]:
-        return Command(op.name, app.command_args(op, {}))
+        return Command(op.name, app.command_args(op, {}, location))
     messages = [system, *few_shot([(r, json.dumps(a, ensure_ascii=False)) for r, v, a in shots if v == chosen], []),
                 {"role": "user", "content": request_text(request, recent) + f"\nCommand: {chosen}"}]
     text = await backend.complete_json(messages, schema, max_tokens=120)
     try:
-        return Command(op.name, app.command_args(op, json.loads(text)))
+        return Command(op.name, app.command_args(op, json.loads(text), location))
     except (ValueError, TypeError, AttributeError):
         raise BackendError(f"The model's arguments did not fit the schema: {text[:100]!r}") from None
 

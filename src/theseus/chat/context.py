@@ -20,6 +20,7 @@ from loguru import logger
 
 from ..events import recent_events
 from ..knowledge.recall import Recall, excerpt, knowledge_note, recall, source_of
+from ..location import NOWHERE, Location
 from .conversations import Conversations
 
 DOCS_DIR = Path(__file__).resolve().parents[3] / "docs"
@@ -58,11 +59,10 @@ def crash_course() -> str:
     return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
-def state_summary(runtime) -> str:
+def state_summary(runtime, location: Location = NOWHERE) -> str:
     """The current app state in a few lines; task names are quoted as data, not instructions."""
-    store = runtime.db.store
     profile = runtime.db.value("SELECT name FROM profiles WHERE id = ?", (runtime.profile_id,))
-    app = runtime.plugins.get(store.get("last_app", ""))
+    app = runtime.plugins.get(location.app)
     lines = [f"Current profile: {json.dumps(profile)} (id {runtime.profile_id}).",
              f"Open app: {app.display_name if app else 'none'}."]
     lines += [f"{p.display_name}: {p.summary()}." for p in runtime.plugins.values() if p.summary()]
@@ -75,15 +75,16 @@ def state_summary(runtime) -> str:
     return "\n".join(lines)
 
 
-def open_app_notes(runtime) -> str:
-    """The open app's own system-prompt notes (a workflow adds the current step's)."""
-    app = runtime.plugins.get(runtime.db.store.get("last_app", ""))
-    return app.prompt_notes() if app else ""
+def open_app_notes(runtime, location: Location = NOWHERE) -> str:
+    """The own system-prompt notes of the tab's app (a workflow adds its run's current step)."""
+    app = runtime.plugins.get(location.app)
+    return app.prompt_notes(location) if app else ""
 
 
-def system_prompt(runtime, extra: str = "") -> str:
-    parts = [PERSONA, crash_course(), "## Current state\n" + state_summary(runtime), open_app_notes(runtime),
-             extra]
+def system_prompt(runtime, extra: str = "", location: Location = NOWHERE) -> str:
+    """Persona, crash course, the state, and the notes of the app in the tab the message came from."""
+    parts = [PERSONA, crash_course(), "## Current state\n" + state_summary(runtime, location),
+             open_app_notes(runtime, location), extra]
     return "\n\n".join(p.strip() for p in parts if p and p.strip())
 
 
@@ -129,14 +130,15 @@ def fit_knowledge(context: Context, count, room: int) -> dict | None:
 
 def build_context(runtime, backend, conversation_id: int, *, instruction: str = "",
                   window: int | None = None, reply_tokens: int = REPLY_TOKENS, extra: str = "",
-                  pending: str = "") -> Context:
+                  pending: str = "", location: Location = NOWHERE) -> Context:
     """Fit system prompt + knowledge + timeline (+ a final instruction) into the backend's window.
 
-    `pending` is a message not stored yet (Chip's context page previews the next turn with it).
+    `pending` is a message not stored yet (Chip's context page previews the next turn with it);
+    `location` is where the tab the message comes from is (its app and run).
     """
     window = window or getattr(backend, "n_ctx", None) or 4096
     budget = window - reply_tokens
-    system = {"role": "system", "content": system_prompt(runtime, extra)}
+    system = {"role": "system", "content": system_prompt(runtime, extra, location)}
     final = [{"role": "user", "content": instruction}] if instruction else []
     count = backend.count_tokens
     used = count(system["content"]) + sum(count(m["content"]) for m in final)

@@ -11,6 +11,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..actions import NotFound, OperationError, parse_int
+from ..location import NOWHERE, Location, location_from
 from ..events import TooManyStreams
 from ..logs import log_safe
 from ..ui import TAB_HEADER
@@ -22,11 +23,11 @@ from .ui import (Appended, CardResult, ChatForm, ChatLog, ChatPane, Conversation
 SOCKET_MESSAGE_LIMIT = 64 * 1024  # characters of one socket message: a chat message (8,000) as JSON, with room
 
 
-def chat_pane(chat: Chat, tab: str):
-    """The chat pane for a new page."""
+def chat_pane(chat: Chat, tab: str, location: Location = NOWHERE):
+    """The chat pane for a new page (at `location`: its link to Chip's context shows what Chip sees from there)."""
     conversation = chat.conversations.current()
     return ChatPane(conversation, chat.conversations.messages(conversation["id"]), chat.conversations.list(),
-                    chat.backend.status(), tab=tab, streaming=chat.streaming)
+                    chat.backend.status(), tab=tab, streaming=chat.streaming, location=location)
 
 
 def conversation_fragments(chat: Chat) -> list:
@@ -56,6 +57,14 @@ def conversation_or_404(chat: Chat, conversation_id: str) -> dict:
 def is_token(text: str) -> bool:
     """Whether a URL part has the shape of a proposal token (so a card with that id may exist in a tab)."""
     return 0 < len(text) <= 40 and all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
+
+
+async def posted_location(chat: Chat, request) -> Location:
+    """Where the tab that posted this form is (NOWHERE if the body says nothing readable about it)."""
+    try:
+        return location_from(chat.runtime, await request.form())
+    except Exception:  # a malformed body: the request still works, from nowhere in particular
+        return NOWHERE
 
 
 def not_while_streaming(chat: Chat) -> None:
@@ -143,9 +152,9 @@ def add_chat_routes(app, chat: Chat) -> None:
         return HTMLResponse(outcome.html)
 
     @app.post("/poke")
-    async def poke():
+    async def poke(request):
         not_while_streaming(chat)
-        chat.start(chat.poke())
+        chat.start(chat.poke(await posted_location(chat, request)))
         return Response(status_code=204)
 
 
@@ -189,7 +198,8 @@ async def forward(subscription, websocket: WebSocket) -> None:
 
 
 async def handle(chat: Chat, websocket: WebSocket, raw: str) -> None:
-    """Act on one message from a tab: {"action": "send", "message": "..."} or {"action": "stop"}."""
+    """Act on one message from a tab: {"action": "send", "message": "...", "app": "...", "run": "..."} (app and run:
+    where the tab is, see theseus/location.py) or {"action": "stop"}."""
     if len(raw) > SOCKET_MESSAGE_LIMIT:
         logger.info(f"chat socket: ignored a message of {len(raw):,} characters")
         return await websocket.send_text(to_xml(Appended(Notice(
@@ -203,16 +213,16 @@ async def handle(chat: Chat, websocket: WebSocket, raw: str) -> None:
     if action == "stop":
         chat.stop()
     elif action == "send":
-        await start_turn(chat, websocket, data.get("message"))
+        await start_turn(chat, websocket, data.get("message"), location_from(chat.runtime, data))
     else:
         logger.info(f"chat socket: ignored a message with action {log_safe(repr(action), 100)}")
         await websocket.send_text(to_xml(Appended(Notice("That chat request was not understood."))))
 
 
-async def start_turn(chat: Chat, websocket: WebSocket, text) -> None:
+async def start_turn(chat: Chat, websocket: WebSocket, text, location: Location) -> None:
     """Check and start a turn in the background, so this socket can still receive Stop."""
     try:
-        turn = chat.send(text)
+        turn = chat.send(text, location=location)
     except ChatError as error:
         await websocket.send_text(to_xml(Appended(Notice(str(error))))
                                   + to_xml(ChatForm(streaming=chat.streaming, hx_swap_oob="true")))

@@ -23,6 +23,7 @@ from ..db import storage_problem
 from ..events import Broadcaster, Message
 from ..knowledge.recall import store_sources
 from ..llm.base import Backend, BackendError
+from ..location import NOWHERE, Location, note_app_opened
 from ..logs import log_safe
 from .agent import Agent, Reply, parse, recent_turns
 from .context import ContextTooLarge, build_context
@@ -95,25 +96,28 @@ class Chat:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def send(self, text: str, conversation_id: int | None = None) -> AsyncIterator[str]:
-        """Start one turn for a user message (ChatError if it cannot run); iterate it for the reply's pieces."""
+    def send(self, text: str, conversation_id: int | None = None,
+             location: Location = NOWHERE) -> AsyncIterator[str]:
+        """Start one turn for a user message from a tab at `location` (ChatError if it cannot run); iterate it for
+        the reply's pieces."""
         text = (text or "").strip() if isinstance(text, str) else ""
         if not text:
             raise ChatError("Type a message first.")
         if len(text) > MESSAGE_LIMIT:
             raise ChatError(f"That message is {len(text):,} characters; the limit is {MESSAGE_LIMIT:,}.")
         self.claim()
-        return self._turn(conversation_id, text)
+        return self._turn(conversation_id, text, location)
 
-    def poke(self) -> AsyncIterator[str]:
-        """Start a short, state-aware nudge from Chip, stored as an assistant message."""
+    def poke(self, location: Location = NOWHERE) -> AsyncIterator[str]:
+        """Start a short, state-aware nudge from Chip (for a tab at `location`), stored as an assistant message."""
         self.claim()
-        return self._turn(None, None)
+        return self._turn(None, None, location)
 
-    async def _turn(self, conversation_id: int | None, text: str | None) -> AsyncIterator[str]:
+    async def _turn(self, conversation_id: int | None, text: str | None, location: Location) -> AsyncIterator[str]:
         """Store the message; then run a slash command, act on a decoded command, or talk."""
         key = f"s{next(self.keys)}"
         try:
+            await asyncio.to_thread(note_app_opened, self.runtime, location)
             conversation_id = conversation_id or self.conversations.current()["id"]
             if text is not None:
                 message = await asyncio.to_thread(self.conversations.add, conversation_id, "user", text)
@@ -121,9 +125,10 @@ class Chat:
                              ConversationBar(self.conversations.require(conversation_id), hx_swap_oob="true"))
             self.publish(Appended(ChatMessage({"role": "assistant", "content": "…"}, key=key, streaming=True)),
                          ChatForm(streaming=True, hx_swap_oob="true"))
-            reply = await self.respond(conversation_id, key, text)
+            reply = await self.respond(conversation_id, key, text, location)
             if reply is None:
-                async for piece in self.stream(conversation_id, key, instruction="" if text else POKE):
+                async for piece in self.stream(conversation_id, key, instruction="" if text else POKE,
+                                               location=location):
                     yield piece
             else:
                 self.say(conversation_id, key, reply)
@@ -146,7 +151,8 @@ class Chat:
         finally:
             self.cancel = None
 
-    async def respond(self, conversation_id: int, key: str, text: str | None) -> Reply | None:
+    async def respond(self, conversation_id: int, key: str, text: str | None,
+                      location: Location = NOWHERE) -> Reply | None:
         """A reply that needs no streamed text (slash command, mode change, action), or None to talk."""
         if text is None:
             return None
@@ -161,7 +167,7 @@ class Chat:
             return Reply(f"Mode: **{mode}**. " + MODE_NOTES[mode])
         await self.until_stopped(self.ensure_ready(key))
         recent = recent_turns(self.conversations.messages(conversation_id))
-        command = await self.until_stopped(self.agent.decide(rest, recent, mode))
+        command = await self.until_stopped(self.agent.decide(rest, recent, mode, location))
         logger.info(f"chat: decoded {command.operation} {log_safe(command.args, 300)} ({mode} mode)")
         if command.is_none:
             return None
@@ -185,12 +191,13 @@ class Chat:
             raise ChatError("Chip is still answering; wait for it, or press Stop.")
         self.cancel = asyncio.Event()
 
-    async def stream(self, conversation_id: int, key: str, instruction: str = "") -> AsyncIterator[str]:
+    async def stream(self, conversation_id: int, key: str, instruction: str = "",
+                     location: Location = NOWHERE) -> AsyncIterator[str]:
         """Stream Chip's reply to every tab; store it when complete or stopped."""
         text, started = "", time.perf_counter()
         await self.ensure_ready(key)
         context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
-                                          instruction=instruction)
+                                          instruction=instruction, location=location)
         flushed, shown, cut = 0.0, False, False
         async with aclosing(self.backend.stream_chat(context.messages, cancel=self.cancel)) as stream:
             async for piece in stream:

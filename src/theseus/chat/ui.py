@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from fasthtml.common import (A, Article, Aside, Button, Details, Div, Footer, Form, Header, Input, Li, NotStr, P,
                              Small, Span, Strong, Summary, Textarea, Ul, to_xml)
 
 from ..knowledge.recall import stored_sources
 from ..knowledge.viewer import source_url
+from ..location import LOCATION_ID, NOWHERE, Location
 from ..markup import render_markdown
 
 CHAT_LOG_ID = "chat-log"
@@ -16,6 +18,7 @@ CHAT_FORM_ID = "chat-form"
 CHAT_STATUS_ID = "chat-status"
 CONVERSATIONS_ID = "conversations"
 MESSAGE_LIMIT = 8000
+CONTEXT_URL = "/chip/context"  # the page showing what Chip would see (knowledge/mind.py)
 
 
 def message_id(message_id_or_key) -> str:
@@ -99,7 +102,7 @@ def ChatForm(streaming: bool = False, **attrs):
                              aria_label="Message Chip", rows=2, maxlength=MESSAGE_LIMIT, disabled=streaming),
                     Input(type="hidden", name="action", value="send"),
                     Button("Send", type="submit", disabled=streaming, cls="send"),
-                    ws_send=True, cls="chat-send"),
+                    ws_send=True, hx_include=f"#{LOCATION_ID}", cls="chat-send"),  # where this tab is
                Form(Input(type="hidden", name="action", value="stop"),
                     Button("Stop", type="submit", cls="secondary stop"),
                     ws_send=True, cls="chat-stop") if streaming else "",
@@ -152,10 +155,16 @@ def ChatLog(messages: list[dict], **attrs):
                id=CHAT_LOG_ID, cls="chat-log", aria_live="polite", **attrs)
 
 
+def context_url(location: Location) -> str:
+    """The page showing what Chip would see for a message from a tab at `location`."""
+    query = {"app": location.app} | ({"run": location.run} if location.run else {})
+    return CONTEXT_URL + (f"?{urlencode(query)}" if location.app else "")
+
+
 def ChatPane(conversation: dict, messages: list[dict], conversations: list[dict], status, *, tab: str,
-             streaming: bool = False):
+             streaming: bool = False, location: Location = NOWHERE):
     """The whole chat pane; its WebSocket carries messages up and streamed replies down."""
-    return Aside(Div(ModelStatus(status), A("What Chip sees", href="/chip/context", target="_blank",
+    return Aside(Div(ModelStatus(status), A("What Chip sees", href=context_url(location), target="_blank",
                                             cls="chip-context-link", title="Chip's context for the next message"),
                      ConversationBar(conversation), cls="chat-head"),
                  Details(Summary("Conversations"), ConversationList(conversations, conversation["id"]),

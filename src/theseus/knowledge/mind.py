@@ -14,17 +14,18 @@ from fasthtml.common import (A, H1, H2, Body, Button, Details, Form, Head, Html,
                              Summary, Table, Tbody, Td, Textarea, Th, Thead, Title, Tr, Ul)
 
 from ..chat.context import Context, ContextTooLarge, build_context
-from ..chat.ui import MESSAGE_LIMIT
+from ..chat.ui import CONTEXT_URL, MESSAGE_LIMIT
+from ..location import NOWHERE, Location, LocationFields
 from ..ui import Headers
 from .viewer import source_url
 
-CONTEXT_URL = "/chip/context"
 
-
-def next_context(runtime, message: str = "") -> Context:
-    """The context Chip would get if `message` were sent now in the current conversation."""
+def next_context(runtime, message: str = "", location: Location = NOWHERE) -> Context:
+    """The context Chip would get if `message` were sent now, from a tab at `location`, in the current
+    conversation."""
     conversation = runtime.chat.conversations.current()
-    return build_context(runtime, runtime.backend, conversation["id"], pending=message[:MESSAGE_LIMIT].strip())
+    return build_context(runtime, runtime.backend, conversation["id"], pending=message[:MESSAGE_LIMIT].strip(),
+                         location=location)
 
 
 def hit_rows(context: Context) -> list[tuple]:
@@ -69,11 +70,12 @@ def MessageList(context: Context):
                 for m in context.messages[1:]], id="context-messages")
 
 
-def ContextPage(context: Context | None, message: str = "", error: str = ""):
-    """The page: a message box, then every part of the context."""
+def ContextPage(context: Context | None, message: str = "", error: str = "", location: Location = NOWHERE):
+    """The page: a message box (previewed from the tab's `location`), then every part of the context."""
     form = Form(Textarea(message, name="message", rows=2, maxlength=MESSAGE_LIMIT, aria_label="Next message",
                          placeholder="A message to preview (it is not sent)"),
-                Button("Show what Chip would see", type="submit"), method="get", action=CONTEXT_URL)
+                LocationFields(location), Button("Show what Chip would see", type="submit"),
+                method="get", action=CONTEXT_URL)
     parts = [P(error, cls="error", role="alert")] if error else [
         H2("Token budget"), TokenTable(context),
         H2("Looked up"), P(lookup_line(context), id="context-lookup"), HitTable(context),
@@ -87,12 +89,13 @@ def ContextPage(context: Context | None, message: str = "", error: str = ""):
                           form, *parts, cls="container chip-context")))
 
 
-def context_page(runtime, message: str = ""):
-    """The page for a (preview) message; a message too long for the model is said so, not a 500."""
+def context_page(runtime, message: str = "", location: Location = NOWHERE):
+    """The page for a (preview) message from a tab at `location`; a message too long for the model is said so,
+    not a 500."""
     try:
-        return ContextPage(next_context(runtime, message), message)
+        return ContextPage(next_context(runtime, message, location), message, location=location)
     except ContextTooLarge as error:
-        return ContextPage(None, message, str(error))
+        return ContextPage(None, message, str(error), location)
 
 
 def context_text(context: Context) -> str:

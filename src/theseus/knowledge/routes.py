@@ -6,6 +6,7 @@ from fasthtml.common import to_xml
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse
 
+from ..location import location_from
 from .mind import CONTEXT_URL, context_page
 from .viewer import NotInIndex, SourcePage, line_number, resolve
 
@@ -22,5 +23,5 @@ def add_knowledge_routes(app, runtime) -> None:
         return HTMLResponse(to_xml(SourcePage(path, text, line_number(line, "line"), line_number(end, "end"))))
 
     @app.get(CONTEXT_URL)
-    def chip_context(message: str = ""):
-        return HTMLResponse(to_xml(context_page(runtime, message)))
+    def chip_context(request, message: str = ""):
+        return HTMLResponse(to_xml(context_page(runtime, message, location_from(runtime, request.query_params))))

@@ -1,9 +1,10 @@
 """What Chip knows about a workflow, and how Chip drives it: a mixin of `Workflow`.
 
-Chip sees the run the user last opened: its steps, their values (as data)
-and the current step's domain notes from docs/workflows/. Chip drives a run
-with the same operations as the buttons: the app names the run and step,
-the model only picks the verb ("fill", "back", ...) and, to fill, the value.
+Chip sees the run shown in the tab the message came from (its `Location`,
+see theseus/location.py): its steps, their values (as data) and the current
+step's domain notes from docs/workflows/. Chip drives that run with the same
+operations as the buttons: the app names the run and step, the model only
+picks the verb ("fill", "back", ...) and, to fill, the value.
 """
 
 from __future__ import annotations
@@ -39,26 +40,19 @@ def notes_text(reference: str, folder: Path = NOTES_DIR) -> str:
 class ChipGuide:
     """Chip's view of the open run, and the hooks the command decoder uses to drive it."""
 
-    def open_run(self):
-        """The run the user last opened in this workflow (None if none, or it was deleted)."""
-        key = self.store.get(f"{self.name}.open_run")
+    def open_run(self, location):
+        """The run the tab shows, if it is one of this workflow's runs in the current profile (else None)."""
+        if location is None or location.app != self.name or not location.run:
+            return None
         try:
-            return self.find_run(key) if key else None
+            run = self.find_run(location.run)
         except NotFound:
             return None
+        return run if run.profile_id == self.runtime.profile_id else None
 
-    def remember_open(self, run) -> None:
-        """Note the run the user is looking at (written only when it changes: page views stay reads)."""
-        if self.store.get(f"{self.name}.open_run") != run.key:
-            self.store[f"{self.name}.open_run"] = run.key
-
-    def summary(self) -> str:
-        run = self.open_run()
-        return f"run {run.key} open" if run else ""
-
-    def prompt_notes(self) -> str:
-        """The open run: where the user is, what the current step asks (its notes), and the values so far."""
-        run = self.open_run()
+    def prompt_notes(self, location) -> str:
+        """The tab's run: where the user is, what the current step asks (its notes), and the values so far."""
+        run = self.open_run(location)
         if run is None:
             return ""
         current = self.current_step(run)
@@ -80,9 +74,9 @@ class ChipGuide:
         return "\n".join(lines)
 
     # ---- the command decoder's hooks ----
-    def command_verbs(self) -> set[str]:
-        """The verbs that make sense for the open run right now."""
-        run = self.open_run()
+    def command_verbs(self, location) -> set[str]:
+        """The verbs that make sense for the tab's run right now."""
+        run = self.open_run(location)
         if run is None:
             return {"start"}
         if run.finalized:
@@ -93,8 +87,8 @@ class ChipGuide:
             return verbs | {"finalize"}
         return verbs | ({"cancel"} if self.runtime.jobs.get(run.key, current.id) else {"fill"})
 
-    def command_state(self) -> str:
-        run = self.open_run()
+    def command_state(self, location) -> str:
+        run = self.open_run(location)
         if run is None:
             return f"No {self.display_name} run is open."
         current = self.current_step(run)
@@ -119,20 +113,20 @@ class ChipGuide:
                 ("stop the job", "cancel", {}),
                 ("Use Grace for this one", "fill", {"value": "Grace"})]
 
-    def command_schema(self, op) -> dict:
+    def command_schema(self, op, location) -> dict:
         """What the model fills: only the value to submit (choices of a select step as an enum)."""
         if op.name != f"{self.name}.submit":
             return {"type": "object", "properties": {}, "required": []}
-        run = self.open_run()
+        run = self.open_run(location)
         current = self.current_step(run)
         value = {"type": "string", "minLength": 1, "maxLength": VALUE_FOR_CHIP}
         if current.kind == "select":
             value = {"type": "string", "enum": current.choices(run.values_before(self.steps, current))}
         return {"type": "object", "properties": {"value": value}, "required": ["value"]}
 
-    def command_args(self, op, answer: dict) -> dict:
-        """The operation's arguments: the open run and the step it means, plus the model's value."""
-        run = self.open_run()
+    def command_args(self, op, answer: dict, location) -> dict:
+        """The operation's arguments: the tab's run and the step it means, plus the model's value."""
+        run = self.open_run(location)
         verb = op.name.rpartition(".")[2]
         if verb == "start":
             return {}

@@ -221,7 +221,6 @@ class Workflow(ChipGuide, Plugin):
 
     def open_step(self, run: Run, step: Step) -> None:
         """Entering a step: Chip says the step's line in the chat (kept in the conversation)."""
-        self.remember_open(run)
         if step.say and getattr(self.runtime, "chat", None) is not None:
             self.runtime.chat.announce(step.say.format_map(SafeValues(run.values())))
 
@@ -367,7 +366,6 @@ class Workflow(ChipGuide, Plugin):
             run = self.find_run(key)
         except NotFound as error:
             raise HTTPException(404, error.message) from None
-        self.remember_open(run)
         return RunPage(self, run)
 
     def fragments(self, outcome: Outcome) -> list:
