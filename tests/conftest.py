@@ -47,7 +47,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def config(tmp_path) -> Config:
-    return Config(data_dir=tmp_path / "data", port=free_port())
+    """A tmp data dir and a free port; Chip replies at temperature 0, so a real-model test gets the same reply each run."""
+    return Config(data_dir=tmp_path / "data", port=free_port(), temperature=0.0)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ class ScriptedBackend(Backend):
         self.delay, self.fail = delay, fail
         self.prompts: list[list[dict]] = []
         self.schemas: list[dict] = []
+        self.temperatures: list[float] = []  # of each chat reply
         self.state = BackendStatus("ready", "scripted")
         self.stopped_early = False
 
@@ -37,6 +38,7 @@ class ScriptedBackend(Backend):
 
     async def stream_chat(self, messages, *, max_tokens=512, temperature=0.7, cancel=None):
         self.prompts.append(messages)
+        self.temperatures.append(temperature)
         if self.fail:
             raise self.fail
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]

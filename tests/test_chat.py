@@ -106,6 +106,7 @@ def test_a_turn_streams_to_every_tab_and_is_stored(socket, runtime, backend):
     assert [(m["role"], m["content"].strip(), m["status"]) for m in messages] == [
         ("user", "hi Chip", "done"), ("assistant", "Hello **there**, friend.", "done")]
     assert backend.prompts[-1][-1] == {"role": "user", "content": "hi Chip"}
+    assert backend.temperatures == [runtime.config.temperature]  # THESEUS_TEMPERATURE reaches the model
 
 
 def test_stop_really_cancels_and_keeps_what_was_said(socket, runtime, backend):

@@ -30,9 +30,14 @@ def test_help_lists_the_commands():
     assert "--port" in serve_help and "--host" in serve_help and "--data" in serve_help
 
 
-def test_a_bad_port_is_a_clear_error():
-    result = run("serve", env={"THESEUS_PORT": "http"})
-    assert result.returncode == 2 and "THESEUS_PORT must be a number" in result.stderr
+@pytest.mark.parametrize("name, value, message", [
+    ("THESEUS_PORT", "http", "THESEUS_PORT must be a number"),
+    ("THESEUS_TEMPERATURE", "warm", "THESEUS_TEMPERATURE must be a number"),
+    ("THESEUS_TEMPERATURE", "7", "THESEUS_TEMPERATURE must be between 0 and 2"),
+])
+def test_a_bad_setting_is_a_clear_error(name, value, message):
+    result = run("serve", env={name: value})
+    assert result.returncode == 2 and message in result.stderr
 
 
 def start_server(data_dir, port, *options, env=None):

@@ -40,7 +40,7 @@ def repo_index(tmp_path_factory) -> Path:
 @pytest.fixture
 def config(tmp_path, repo_index) -> Config:
     """The usual test config, its database a copy of the repository's index."""
-    config = Config(data_dir=tmp_path / "data", port=free_port())
+    config = Config(data_dir=tmp_path / "data", port=free_port(), temperature=0.0)
     config.data_dir.mkdir(parents=True)
     shutil.copy(repo_index, config.db_path)
     return config

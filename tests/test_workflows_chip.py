@@ -39,10 +39,5 @@ def test_a_question_mid_step_is_answered_in_context(open_page, live_server):
     mind.goto(live_server.url + page.locator(".chip-context-link").get_attribute("href"))  # what Chip sees from
     # this tab (its app and run): the step's notes are there
     expect(mind.locator("body")).to_contain_text("The user is now on step 1 of 2, “Your name”. About this step:")
-    answers = []
-    for _ in range(3):  # a 0.5B model sampling at 0.7 is right most of the time, not every time
-        reply = reply_to(page, "/chat What should I type in the current step?")
-        answers.append(reply.locator(".body").inner_text().lower())
-        if "name" in answers[-1]:
-            break
-    assert "name" in answers[-1], answers
+    reply = reply_to(page, "/chat What should I type in the current step?")  # at temperature 0: one answer
+    assert "name" in reply.locator(".body").inner_text().lower()

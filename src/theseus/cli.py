@@ -17,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Theseus: a local-first web app where a local LLM (Chip) rides along with you.",
         epilog="Environment: THESEUS_DATA (data dir, default ./data), THESEUS_PORT, THESEUS_HOST, "
                "THESEUS_ALLOWED_HOSTS (more host names to answer to), THESEUS_TOKEN (access token beyond "
-               "loopback), THESEUS_LLM (backend spec), THESEUS_MODELS (model dir, default $THESEUS_DATA/models).")
+               "loopback), THESEUS_LLM (backend spec), THESEUS_MODELS (model dir, default $THESEUS_DATA/models), "
+               "THESEUS_TEMPERATURE (how freely Chip words replies, 0-2, default 0.7).")
     parser.add_argument("--version", action="version", version=f"theseus {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="serve the app (default http://127.0.0.1:5001)")

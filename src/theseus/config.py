@@ -23,7 +23,8 @@ class Config:
     knowledge: bool = False  # build and watch the knowledge index in the background while serving
     embedder: str = ""  # embedder spec, see theseus.knowledge.embedders; "" follows the LLM backend
     allowed_hosts: tuple[str, ...] = ()  # more Host names to answer to (e.g. behind a proxy), see security.py
-    token: str = field(default="", repr=False)  # the access token beyond loopback; "" makes a random one at start
+    token: str = field(default="", repr=False)
+    temperature: float = 0.7  # how freely Chip words its chat replies: 0 always picks the likeliest word  # the access token beyond loopback; "" makes a random one at start
     extra: dict = field(default_factory=dict)
 
     @property
@@ -69,6 +70,8 @@ class Config:
             values["embedder"] = env["THESEUS_EMBED"]
         if env.get("THESEUS_ALLOWED_HOSTS"):
             values["allowed_hosts"] = _hosts(env["THESEUS_ALLOWED_HOSTS"])
+        if env.get("THESEUS_TEMPERATURE"):
+            values["temperature"] = _temperature(env["THESEUS_TEMPERATURE"])
         if env.get("THESEUS_TOKEN"):
             values["token"] = env["THESEUS_TOKEN"]
         # Config() in code (tests, evals) indexes nothing at start; the command line does, unless THESEUS_INDEX=0
@@ -77,6 +80,16 @@ class Config:
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return cls(**values)
+
+
+def _temperature(text: str) -> float:
+    try:
+        temperature = float(text)
+    except ValueError:
+        raise ValueError(f"THESEUS_TEMPERATURE must be a number, not {text!r}") from None
+    if not 0 <= temperature <= 2:
+        raise ValueError(f"THESEUS_TEMPERATURE must be between 0 and 2, not {temperature}")
+    return temperature
 
 
 def _port(text: str) -> int:

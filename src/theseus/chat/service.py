@@ -199,7 +199,8 @@ class Chat:
         context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
                                           instruction=instruction, location=location)
         flushed, shown, cut = 0.0, False, False
-        async with aclosing(self.backend.stream_chat(context.messages, cancel=self.cancel)) as stream:
+        async with aclosing(self.backend.stream_chat(
+                context.messages, temperature=self.runtime.config.temperature, cancel=self.cancel)) as stream:
             async for piece in stream:
                 cut = len(text) + len(piece) > REPLY_LIMIT
                 if cut:
