@@ -206,3 +206,15 @@ def socket(client, config):
     yield open_
     for s in sockets:
         s.close()
+
+
+REAL_PARTS = {"model": {"embedded", "real_model"}, "browser": {"browser"}}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test by the real parts its fixtures bring in, so `-m model` or `-m "not browser"` selects them."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for marker, needs in REAL_PARTS.items():
+            if fixtures & needs:
+                item.add_marker(marker)
