@@ -5,11 +5,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from theseus import markup
+from theseus import highlight, markup
 from theseus.markup import render_markdown, render_plain
 
 ALLOWED_TAGS = {
-    "p", "br", "strong", "em", "del", "code", "pre", "blockquote", "ul", "ol", "li", "a", "hr", "div",
+    "p", "br", "strong", "em", "del", "code", "pre", "blockquote", "ul", "ol", "li", "a", "hr", "div", "span",
     "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td",
 }
 FORBIDDEN_TAGS = {
@@ -19,6 +19,12 @@ URL_ATTRIBUTES = {"href", "src", "action", "formaction", "data", "xlink:href", "
 SAFE_SCHEMES = {"http", "https", "mailto"}
 C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
 VOID_TAGS = {"br", "hr", "img", "embed", "meta", "base"}
+# The only classes rendered markdown may carry, tag by tag (code: language-xxx); written out, so widening is deliberate.
+ALLOWED_CLASSES = {
+    "div": {"code-block", "code-lang"},
+    "pre": {"numbered"},
+    "span": {"line", "tok-k", "tok-nb", "tok-nf", "tok-nd", "tok-nt", "tok-na", "tok-s", "tok-m", "tok-c", "tok-o"},
+}
 
 
 class Element:
@@ -80,8 +86,9 @@ def assert_safe(html_out: str) -> Page:
             if name in URL_ATTRIBUTES:
                 assert url_scheme(value or "") in SAFE_SCHEMES, html_out
             if name == "class":
-                allowed = value == "code-block" if element.tag == "div" else value.startswith("language-")
-                assert allowed and element.tag in {"div", "pre", "code"}, html_out
+                allowed = (value.startswith("language-") if element.tag == "code"
+                           else value in ALLOWED_CLASSES.get(element.tag, ()))
+                assert allowed, html_out
     return page
 
 
@@ -308,13 +315,21 @@ def test_markdown_image_shows_as_link_not_image():
     ],
 )
 def test_fenced_code_block_language_and_wrapper(info, language):
-    page = assert_safe(render_markdown(f"```{info}\nprint(1 < 2)\n```"))
+    rendered = render_markdown(f"```{info}\nprint(1 < 2)\n```")
+    page = assert_safe(rendered)
     (code,) = page.find("code")
     assert code.ancestors[-2:] == ("div", "pre")
     assert page.find("div")[0].attrs == {"class": "code-block"}
     assert code.attrs.get("class") == (f"language-{language}" if language else None)
-    assert page.find("pre")[0].attrs == {}
-    assert page.text.strip() == "print(1 < 2)"
+    assert page.find("pre")[0].attrs == {}  # one line: no line numbers
+    assert code_text(rendered) == "print(1 < 2)"
+    assert page.text.strip() == (f"{language}print(1 < 2)" if language else "print(1 < 2)")  # the label first
+
+
+def code_text(rendered: str) -> str:
+    """The text of the first <code> element, as the Copy button takes it (textContent)."""
+    inner = rendered.split("<code", 1)[1].split(">", 1)[1].rsplit("</code>", 1)[0]
+    return Page(inner).text
 
 
 def test_indented_code_is_wrapped_too():
@@ -344,3 +359,124 @@ def test_output_is_deterministic(render):
 )
 def test_render_plain(text, expected):
     assert render_plain(text) == expected
+
+
+# ---- code blocks: highlighted on the server, numbered by CSS, copied exactly ----
+
+PYTHON_SOURCE = ('import os\n\n\n@cache\ndef greet(name: str) -> str:\n    """Say hi."""  # a comment\n'
+                 '    return f"hi {name}" * 2 if name else None\n')
+
+
+def test_a_python_block_is_highlighted_with_class_spans_only():
+    rendered = render_markdown(f"```python\n{PYTHON_SOURCE}```")
+    page = assert_safe(rendered)
+    classes = {element.attrs.get("class") for element in page.find("span")}
+    assert {"line", "tok-k", "tok-nf", "tok-nd", "tok-s", "tok-c", "tok-m", "tok-o"} <= classes
+    assert "style" not in rendered
+    assert [d.attrs["class"] for d in page.find("div")] == ["code-block", "code-lang"]
+    assert page.text.startswith("python")  # the language is shown
+    assert page.find("pre")[0].attrs == {"class": "numbered"}  # a longer block gets line numbers (CSS)
+    assert len([s for s in page.find("span") if s.attrs["class"] == "line"]) == PYTHON_SOURCE.count("\n")
+    assert code_text(rendered) == PYTHON_SOURCE.removesuffix("\n")  # what Copy takes: the source, no numbers
+
+
+@pytest.mark.parametrize("lines, numbered", [(1, False), (4, False), (5, True), (40, True)])
+def test_line_numbers_only_for_longer_blocks(lines, numbered):
+    source = "".join(f"x{i} = {i}\n" for i in range(lines))
+    rendered = render_markdown(f"```python\n{source}```")
+    assert (assert_safe(rendered).find("pre")[0].attrs == {"class": "numbered"}) is numbered
+    assert code_text(rendered) == source.removesuffix("\n")
+
+
+@pytest.mark.parametrize("language", ["html", "js", "javascript", "sql", "bash", "json", "c++", "PYTHON"])
+def test_other_languages_are_highlighted_and_exact(language):
+    source = 'if (a < b && c > "d") { x = 1; } // <b>not bold</b>\n<p class="x">&amp;</p>\n'
+    rendered = render_markdown(f"```{language}\n{source}```")
+    page = assert_safe(rendered)
+    assert code_text(rendered) == source.removesuffix("\n")
+    assert not page.find("b") and not page.find("p")
+    assert any(s.attrs["class"].startswith("tok-") for s in page.find("span")), rendered
+
+
+@pytest.mark.parametrize("info", ["nosuchlanguage", ""])
+def test_an_unknown_or_missing_language_is_plain_but_wrapped(info):
+    rendered = render_markdown(f"```{info}\nx = 'a'\n```")
+    page = assert_safe(rendered)
+    assert {s.attrs["class"] for s in page.find("span")} == {"line"}
+    assert code_text(rendered) == "x = 'a'"
+
+
+def test_a_huge_block_is_not_highlighted_but_shown_whole():
+    source = "x = 1\n" * (highlight.HIGHLIGHT_LIMIT // 6 + 10)
+    rendered = render_markdown(f"```python\n{source}```")
+    assert "tok-" not in rendered and code_text(rendered) == source.removesuffix("\n")
+
+
+def test_the_sanitizer_allows_exactly_the_highlighter_classes():
+    assert highlight.SPAN_CLASSES == ALLOWED_CLASSES["span"]
+    cleaned = markup._sanitize('<span class="evil">a</span><span class="tok-k" style="color:red" onclick="x()">b</span>'
+                               '<div class="code-lang hidden">c</div><pre class="numbered x">d</pre>')
+    assert_safe(cleaned)
+    assert "evil" not in cleaned and "style" not in cleaned and "hidden" not in cleaned and '"numbered x"' not in cleaned
+
+
+FENCE_LANGUAGES = ["python", "html", "js", "nosuchlanguage", ""]
+
+
+@pytest.mark.parametrize("language", FENCE_LANGUAGES, ids=lambda language: language or "none")
+@pytest.mark.parametrize("text", [text for text, _ in HOSTILE])
+def test_hostile_text_inside_code_fences_stays_inert_and_exact(text, language):
+    rendered = render_markdown(f"``````{language}\n{text}\n``````")  # a longer fence than any in the corpus
+    page = assert_safe(rendered)
+    assert not page.find("a")
+    assert code_text(rendered) == text.replace("\x00", "\ufffd")
+
+
+# ---- `path:line` references to files of the knowledge index link to the source viewer ----
+
+def indexed_only(*known):
+    """A stand-in for the index's lookup that knows only `known`, recording what it was asked."""
+    def indexed(paths):
+        indexed.calls.append(list(paths))
+        return set(paths) & set(known)
+    indexed.calls = []
+    return indexed
+
+
+def source_refs(rendered: str) -> list[dict]:
+    return [a.attrs for a in Page(rendered).find("a") if a.attrs.get("class") == "source-ref"]
+
+
+def test_path_line_references_to_indexed_files_link_to_the_viewer():
+    text = ("See src/theseus/app.py:42 and `src/theseus/ui.py:7-9`, not other/file.py:3, nor in a link "
+            "[src/theseus/app.py:1](https://example.com), nor in code:\n\n```\nsrc/theseus/app.py:5\n```")
+    indexed = indexed_only("src/theseus/app.py", "src/theseus/ui.py")
+    rendered = render_markdown(text, indexed)
+    refs = source_refs(rendered)
+    assert [r["href"] for r in refs] == ["/source?path=src%2Ftheseus%2Fapp.py&line=42#L42",
+                                         "/source?path=src%2Ftheseus%2Fui.py&line=7&end=9#L7"]
+    assert all(r["target"] == "_blank" and r["rel"] == "noopener" for r in refs)
+    assert ">src/theseus/app.py:42</a>" in rendered and "><code>src/theseus/ui.py:7-9</code></a>" in rendered
+    assert "not other/file.py:3" in Page(rendered).text
+    assert indexed.calls == [["src/theseus/app.py", "src/theseus/ui.py", "other/file.py"]]  # one lookup
+
+
+def test_without_an_index_or_a_match_nothing_is_linked_or_looked_up():
+    text = "src/theseus/app.py:42 and plain words"
+    assert source_refs(render_markdown(text)) == []
+    indexed = indexed_only()
+    assert source_refs(render_markdown("no references here", indexed)) == [] and indexed.calls == []
+    assert render_markdown(text, indexed) == render_markdown(text)
+
+
+def test_references_are_looked_up_once_and_bounded():
+    text = " ".join(f"f{i}.py:1" for i in range(500))
+    indexed = indexed_only(*[f"f{i}.py" for i in range(500)])
+    rendered = render_markdown(text, indexed)
+    assert len(indexed.calls) == 1 and len(indexed.calls[0]) == markup.REF_LIMIT
+    assert len(source_refs(rendered)) == markup.REF_LIMIT
+
+
+def test_a_forged_placeholder_stays_text():
+    rendered = render_markdown("srcref0123456789abcdefn0e and a.py:1", indexed_only("a.py"))
+    assert "srcref0123456789abcdefn0e" in Page(rendered).text and len(source_refs(rendered)) == 1

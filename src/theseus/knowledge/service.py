@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Collection
 from pathlib import Path
 
 from loguru import logger
@@ -22,6 +23,7 @@ from .search import Results, search
 from .watcher import Watcher
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PATHS_LIMIT = 100  # paths looked up at once by indexed()
 START_DELAY = 3.0  # seconds after start before background indexing begins
 
 
@@ -105,6 +107,14 @@ class Knowledge:
             self.watcher.stop()
         if self._embedder is not None:
             self._embedder.close()
+
+    def indexed(self, paths: Collection[str]) -> set[str]:
+        """Which of these paths are files of the index (one query, at most PATHS_LIMIT paths)."""
+        paths = list(paths)[:PATHS_LIMIT]
+        if not paths:
+            return set()
+        marks = ", ".join("?" * len(paths))
+        return {r["path"] for r in self.db.query(f"SELECT path FROM knowledge_files WHERE path IN ({marks})", paths)}
 
     def status(self) -> dict:
         """Counts by kind, files, the embedder and what indexing is doing."""
