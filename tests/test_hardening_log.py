@@ -34,11 +34,23 @@ def assert_not_forged(text: str) -> None:
 
 @pytest.mark.parametrize("value, shown", [
     ("a\nb", "a\\nb"), ("a\r\nb", "a\\r\\nb"), ("\x1b[2K", "\\x1b[2K"), ("\x00\x7f\x85\x9b", "\\x00\\x7f\\x85\\x9b"),
-    ("a\u2028b\u202e", "a\\u2028b\\u202e"), ("tab\there", "tab\\there"), ("plain ünïcode → ok", "plain ünïcode → ok"),
+    ("a\u2028b\u202e", "a\\u2028b\\u202e"), ("zero\u200bwidth\ufeff\u061c", "zero\\u200bwidth\\ufeff\\u061c"), ("tab\there", "tab\\there"), ("plain ünïcode → ok", "plain ünïcode → ok"),
     ("x" * 250, "x" * 200 + "…(+50)"),
 ])
 def test_log_safe_shows_control_characters_and_cuts_long_values(value, shown):
     assert log_safe(value, 200) == shown
+
+
+def test_an_exception_message_cannot_forge_a_line(log):
+    """A plugin's error may repeat what a request sent: its traceback is logged indented and escaped."""
+    try:
+        raise ValueError("bad value\n2099-01-01 00:00:00.000 | ERROR | forged by an exception\x1b[2K")
+    except ValueError:
+        logger.exception("a plugin hook failed")
+    text = log.read_text()
+    assert_not_forged(text)
+    assert "    ValueError: bad value\\n2099-01-01 00:00:00.000 | ERROR | forged by an exception\\x1b[2K" in text
+    assert "    Traceback (most recent call last):" in text
 
 
 def test_a_forged_request_path_is_one_escaped_line(client, log):

@@ -110,6 +110,17 @@ def test_the_chat_socket_refuses_foreign_handshakes(client, config, runtime):
     assert runtime.db.value("SELECT name FROM tasks") == "from here"
 
 
+def test_live_sync_is_for_our_own_pages_only(client, config, runtime):
+    """Another site cannot hold live-sync streams open: they are capped, and it would use up the user's."""
+    own = {"host": f"127.0.0.1:{config.port}"}
+    refused = [{**own, "origin": origin} for origin in foreign_origins(config)] + [
+        {**own, "sec-fetch-site": "cross-site"}, {"host": f"evil.example:{config.port}", "origin": config.origin}]
+    for headers in refused:
+        response = client.get("/sync?tab=evil", headers=headers)
+        assert response.status_code == 403, headers
+    assert runtime.broadcaster.count == 0
+
+
 def test_a_cross_site_subresource_get_changes_nothing(client, runtime):
     runtime.chat.conversations.current()  # the first page view creates the first, empty conversation
     before = counts(runtime.db)

@@ -23,8 +23,8 @@ class Config:
     knowledge: bool = False  # build and watch the knowledge index in the background while serving
     embedder: str = ""  # embedder spec, see theseus.knowledge.embedders; "" follows the LLM backend
     allowed_hosts: tuple[str, ...] = ()  # more Host names to answer to (e.g. behind a proxy), see security.py
-    token: str = field(default="", repr=False)
-    temperature: float = 0.7  # how freely Chip words its chat replies: 0 always picks the likeliest word  # the access token beyond loopback; "" makes a random one at start
+    token: str = field(default="", repr=False)  # the access token beyond loopback; "" makes a random one at start
+    temperature: float = 0.7  # how freely Chip words its chat replies: 0 always picks the likeliest word
     extra: dict = field(default_factory=dict)
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from loguru import logger
@@ -21,8 +22,10 @@ LOG_LIMIT = 2 * 1024 * 1024  # bytes in server.log before it rotates; one rotate
 LOG_TAIL = 256 * 1024  # bytes of the newest log that /log (and so "Copy log") serves
 MESSAGE_LIMIT = 2000  # characters of one log message
 PATH_LIMIT = 200  # characters of a request path in a log line
-# C0 and C1 controls, DEL, Unicode line/paragraph separators and bidi overrides: none may reach a log line as is.
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+TRACE_LINES = 60  # lines of a logged traceback (its newest)
+# C0 and C1 controls, DEL, Unicode line/paragraph separators, bidi marks and overrides, zero-width and other
+# invisible format characters: none may reach a log line as is.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
 VISIBLE = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -41,9 +44,22 @@ def visible(char: str) -> str:
 
 
 def line_format(record) -> str:
-    """Loguru's format for one line; the message goes through log_safe, whatever the caller wrote."""
+    """Loguru's format for one line; the message and any traceback go through log_safe, whatever the caller wrote."""
     record["extra"]["line"] = log_safe(record["message"])
-    return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[line]}\n{exception}"
+    record["extra"]["trace"] = traceback_lines(record["exception"])
+    return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {extra[line]}\n{extra[trace]}"
+
+
+def traceback_lines(exception) -> str:
+    """A logged exception as indented, escaped lines (its newest TRACE_LINES): its message may carry request text."""
+    if not exception or exception.type is None:
+        return ""
+    frames = "".join(traceback.format_tb(exception.traceback)).splitlines()  # our own code: file, line, source
+    message = "".join(traceback.format_exception_only(exception.type, exception.value)).rstrip("\n")
+    lines = ["Traceback (most recent call last):", *frames, message]  # the message, one line however it reads
+    shown = [f"    {log_safe(line, 500)}" for line in lines[-TRACE_LINES:]]
+    cut = [f"    …({len(lines) - TRACE_LINES} lines before)"] if len(lines) > TRACE_LINES else []
+    return "\n".join(cut + shown) + "\n"
 
 
 def setup_logging(log_path: Path, *, console: bool = True, level: str = "INFO", limit: int = LOG_LIMIT) -> None:

@@ -28,6 +28,8 @@ from starlette.requests import cookie_parser
 from .logs import PATH_LIMIT, log_safe
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# GETs that hold one of a capped number of open connections (live sync): another site must not use up the slots.
+STREAMS = {"/sync"}
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "[::1]"}
 WILDCARDS = {"0.0.0.0", "::", "[::]", ""}
 # No other site may show our pages in a frame (clickjacking: a hidden frame over a tempting button).
@@ -173,6 +175,11 @@ def without_token(scope) -> str:
     return quote(path) + (f"?{query}" if query else "")
 
 
+def writes(scope) -> bool:
+    """Whether a request may change something: a WebSocket, or a method other than GET, HEAD and OPTIONS."""
+    return scope["type"] == "websocket" or scope.get("method", "GET") not in SAFE_METHODS
+
+
 class SecurityMiddleware:
     """ASGI middleware: 403 for a foreign Host, a missing token, or a foreign Origin on writes and WebSockets."""
 
@@ -205,8 +212,7 @@ class SecurityMiddleware:
         if self.access.token and not any(same_secret(given, self.access.token)
                                          for given in presented_tokens(scope, headers, self.access.cookie)):
             return TOKEN_NEEDED
-        writes = scope["type"] == "websocket" or scope.get("method", "GET") not in SAFE_METHODS
-        if not writes:
+        if not (writes(scope) or scope["path"] in STREAMS):
             return None
         origin = headers.get("origin")
         if origin is not None and origin.lower() not in self.access.origins:
