@@ -20,7 +20,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.staticfiles import StaticFiles
 
 from .actions import Operation, OperationError
-from .chat.routes import add_chat_routes, chat_pane
+from .chat.routes import add_chat_routes, chat_pane, conversation_or_404
 from .config import Config
 from .db import Database
 from .devloop import banner, follow_status
@@ -71,6 +71,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_shell_routes(app, runtime)
     add_chat_routes(app, runtime.chat)
+    add_chat_page_route(app, runtime)  # after the chat routes: /chat/status and /chat/list are not ids
     add_knowledge_routes(app, runtime)
     for op in runtime.registry.operations.values():
         if not op.internal:
@@ -169,6 +170,24 @@ def add_shell_routes(app: FastHTML, runtime: Runtime) -> None:
         return JSONResponse({"status": "ok", "pid": os.getpid(), "plugins": list(runtime.plugins),
                              "broken": [b.name for b in runtime.broken],
                              "tabs": runtime.broadcaster.count})
+
+
+def add_chat_page_route(app: FastHTML, runtime: Runtime) -> None:
+    @app.get("/chat/{conversation_id}")
+    def chat_page(conversation_id: str):
+        """One conversation full-size, the list beside it; shown, not made current (a GET writes nothing)."""
+        conversation = conversation_or_404(runtime.chat, conversation_id)
+        tab = new_tab_id()
+        nav = NavBar(runtime.plugins["profiles"].menu(), list(runtime.plugins.values()), runtime.broken, None)
+        return Shell(title=conversation["title"], tab=tab, nav=nav, main=ChatPageMain(runtime), main_url=None,
+                     chat=chat_pane(runtime.chat, tab, shown=conversation), banner=banner(runtime),
+                     chat_page=True)
+
+
+def ChatPageMain(runtime: Runtime):
+    """The main area of a chat page, seen when the chat is narrowed: the apps to go to."""
+    return Div(H2("Apps"), Ul(*[Li(A(p.display_name or p.name, href=app_url(p.name)), " ", Small(p.description))
+                                for p in runtime.plugins.values()]), cls="chat-page-apps")
 
 
 def KnowledgeHits(runtime: Runtime, query: str):

@@ -17,6 +17,7 @@ from .location import LOCATION_ID, NOWHERE, Location, LocationFields
 PROFILE_MENU_ID = "profile-menu"
 APPS_MENU_ID = "apps-menu"
 MAIN_ID = "main"
+WORKSPACE_ID = "workspace"
 TOAST_ID = "toast"
 SYNC_ID = "sync"
 TAB_HEADER = "X-Theseus-Tab"
@@ -101,14 +102,18 @@ def Toast(message: str, kind: str = "error"):
                hx_swap_oob="true")
 
 
-def Shell(*, title: str, tab: str, nav, main, main_url: str, chat, banner="", location: Location = NOWHERE):
-    """The whole page: nav, dev-loop banner, main area, chat pane, poke bar, the live-sync connection, and where
-    the tab is (`location`, sent with its chat messages)."""
+def Shell(*, title: str, tab: str, nav, main, main_url: str | None, chat, banner="", location: Location = NOWHERE,
+          chat_page: bool = False):
+    """The whole page: nav, dev-loop banner, main area (reloaded from `main_url` when the profile changes), chat
+    pane, poke bar, the live-sync connection, and where the tab is (`location`, sent with its chat messages).
+    `chat_page`: the chat opens full-size (theseus.js toggles the class `chat-full` on the workspace)."""
+    reload = {"hx_get": main_url, "hx_trigger": "sse:profile, profile from:body", "hx_swap": "innerHTML"} \
+        if main_url else {}
     return (Title(f"{title} · Theseus"),
             Div(nav, banner, LocationFields(location),
-                Div(Main(main, id=MAIN_ID, hx_get=main_url, hx_trigger="sse:profile, profile from:body",
-                         hx_swap="innerHTML"),
-                    chat, cls="workspace"),
+                Div(Main(main, id=MAIN_ID, **reload), chat, id=WORKSPACE_ID,
+                    cls="workspace chat-full" if chat_page else "workspace",
+                    data_chat_page="true" if chat_page else None),
                 PokeBar(), Div(id=TOAST_ID, cls="toast", role="status"),
                 Div(id=SYNC_ID, sse_swap="sync", hx_swap="none", hidden=True),
                 hx_ext="sse", sse_connect=f"/sync?tab={tab}", cls="shell",

@@ -73,6 +73,10 @@ class Conversations:
     def messages(self, conversation_id: int) -> list[dict]:
         return self.db.query("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,))
 
+    def message(self, message_id: int) -> dict | None:
+        rows = self.db.query("SELECT * FROM messages WHERE id = ?", (message_id,))
+        return rows[0] if rows else None
+
     def add(self, conversation_id: int, role: str, content: str, *, status: str = "done",
             tokens: int | None = None) -> dict:
         """Append a message; the first user message also titles a new conversation."""

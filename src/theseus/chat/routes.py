@@ -23,18 +23,22 @@ from .ui import (Appended, CardResult, ChatForm, ChatLog, ChatPane, Conversation
 SOCKET_MESSAGE_LIMIT = 64 * 1024  # characters of one socket message: a chat message (8,000) as JSON, with room
 
 
-def chat_pane(chat: Chat, tab: str, location: Location = NOWHERE):
-    """The chat pane for a new page (at `location`: its link to Chip's context shows what Chip sees from there)."""
-    conversation = chat.conversations.current()
+def chat_pane(chat: Chat, tab: str, location: Location = NOWHERE, shown: dict | None = None):
+    """The chat pane for a new page (at `location`: its link to Chip's context shows what Chip sees from there),
+    showing the current conversation, or `shown` (then a preview until the user continues it: a GET never
+    makes it current)."""
+    current = chat.conversations.current()
+    conversation = shown or current
     return ChatPane(conversation, chat.conversations.messages(conversation["id"]), chat.conversations.list(),
-                    chat.backend.status(), tab=tab, streaming=chat.streaming, location=location)
+                    chat.backend.status(), tab=tab, streaming=chat.streaming, location=location,
+                    indexed=chat.indexed_paths, preview=conversation["id"] != current["id"])
 
 
 def conversation_fragments(chat: Chat) -> list:
     """Everything that shows the current conversation, as out-of-band swaps."""
     conversation = chat.conversations.current()
     return [ConversationBar(conversation, hx_swap_oob="true"),
-            ChatLog(chat.conversations.messages(conversation["id"]), hx_swap_oob="true"),
+            ChatLog(chat.conversations.messages(conversation["id"]), indexed=chat.indexed_paths, hx_swap_oob="true"),
             ConversationList(chat.conversations.list(), conversation["id"], hx_swap_oob="true")]
 
 
@@ -125,6 +129,15 @@ def add_chat_routes(app, chat: Chat) -> None:
         number = conversation_or_404(chat, conversation_id)["id"]
         return Response(chat.conversations.export_json(number), media_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="conversation-{number}.json"'})
+
+    @app.get("/chat/messages/{message_id}.md")
+    def message_markdown(message_id: str):
+        """One stored message's markdown source, as stored (for "Copy as markdown")."""
+        number = parse_int(message_id, name="message_id", lo=1)
+        message = chat.conversations.message(number)
+        if message is None:
+            raise NotFound(f"There is no message #{number}.")
+        return Response(message["content"], media_type="text/markdown")
 
     @app.post("/chat/confirm/{token}")
     async def confirm(request, token: str):

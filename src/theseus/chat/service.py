@@ -66,6 +66,10 @@ class Chat:
         self.tasks: set[asyncio.Task] = set()
         self.agent = Agent(runtime, backend)
 
+    def indexed_paths(self, paths) -> set[str]:
+        """Which of these paths are files of the knowledge index (replies link them to the source viewer)."""
+        return self.runtime.knowledge.indexed(paths)
+
     @property
     def streaming(self) -> bool:
         return self.cancel is not None
@@ -121,7 +125,7 @@ class Chat:
             conversation_id = conversation_id or self.conversations.current()["id"]
             if text is not None:
                 message = await asyncio.to_thread(self.conversations.add, conversation_id, "user", text)
-                self.publish(Appended(ChatMessage(message)),  # the first message also titles the conversation
+                self.publish(Appended(ChatMessage(message, indexed=self.indexed_paths)),  # the first message also titles the conversation
                              ConversationBar(self.conversations.require(conversation_id), hx_swap_oob="true"))
             self.publish(Appended(ChatMessage({"role": "assistant", "content": "…"}, key=key, streaming=True)),
                          ChatForm(streaming=True, hx_swap_oob="true"))
@@ -209,7 +213,7 @@ class Chat:
                 yield piece
                 if not shown or time.perf_counter() - flushed > FLUSH_SECONDS:  # every piece until text shows
                     flushed = time.perf_counter()
-                    body = StreamingBody(key, text)
+                    body = StreamingBody(key, text, self.indexed_paths)
                     self.publish(body)
                     shown = shows_text(body)
                 if cut:  # leaving the block closes the backend's stream: the model stops generating
@@ -222,7 +226,7 @@ class Chat:
     def announce(self, text: str) -> dict:
         """Chip says a scripted line (e.g. a workflow step's message) in the current conversation."""
         message = self.conversations.add(self.conversations.current()["id"], "assistant", text)
-        self.publish(Appended(ChatMessage(message)))
+        self.publish(Appended(ChatMessage(message, indexed=self.indexed_paths)))
         return message
 
     def say(self, conversation_id: int, key: str, reply: Reply) -> None:
@@ -230,7 +234,7 @@ class Chat:
         message = self.conversations.add(conversation_id, "assistant", reply.text)
         card = (ConfirmCard(reply.proposal.token, reply.proposal.label) if reply.proposal
                 else UndoCard(reply.event_id) if reply.event_id else "")
-        self.publish(ChatMessage(message, card, hx_swap_oob=f"outerHTML:#{message_id(key)}"),
+        self.publish(ChatMessage(message, card, indexed=self.indexed_paths, hx_swap_oob=f"outerHTML:#{message_id(key)}"),
                      ChatForm(hx_swap_oob="true"))
 
     async def ensure_ready(self, key: str) -> None:
@@ -256,6 +260,6 @@ class Chat:
                                              tokens=self.backend.count_tokens(text))
             if sources:
                 message = store_sources(self.runtime.db, message, sources)
-            final = ChatMessage(message, hx_swap_oob=f"outerHTML:#{message_id(key)}")
+            final = ChatMessage(message, indexed=self.indexed_paths, hx_swap_oob=f"outerHTML:#{message_id(key)}")
         self.publish(final, ChatForm(hx_swap_oob="true"))
 

@@ -11,13 +11,14 @@ from fasthtml.common import (A, Article, Aside, Button, Details, Div, Footer, Fo
 from ..knowledge.recall import stored_sources
 from ..knowledge.viewer import source_url
 from ..location import LOCATION_ID, NOWHERE, Location
-from ..markup import render_markdown
+from ..markup import IndexedPaths, render_markdown
 
 CHAT_LOG_ID = "chat-log"
 CHAT_FORM_ID = "chat-form"
 CHAT_STATUS_ID = "chat-status"
 CONVERSATIONS_ID = "conversations"
 MESSAGE_LIMIT = 8000
+FULL_SIZE_KEYS = "Alt+Shift+F"  # toggles the full-size chat (theseus.js)
 CONTEXT_URL = "/chip/context"  # the page showing what Chip would see (knowledge/mind.py)
 
 
@@ -29,13 +30,27 @@ def body_id(key) -> str:
     return f"message-{key}-body"
 
 
-def ChatMessage(message: dict, card="", *, key=None, streaming: bool = False, **attrs):
-    """One message: markdown rendered on the server and sanitized; an action card below it."""
+def markdown_url(message_id: int) -> str:
+    """The stored markdown source of one message."""
+    return f"/chat/messages/{message_id}.md"
+
+
+def CopyMarkdown(message_id: int):
+    """Puts the message's stored markdown source on the clipboard (theseus.js fetches it)."""
+    return Button("Copy as markdown", type="button", cls="copy-md outline secondary",
+                  data_source=markdown_url(message_id), title="Copy this message's markdown source")
+
+
+def ChatMessage(message: dict, card="", *, key=None, streaming: bool = False, indexed: IndexedPaths | None = None,
+                **attrs):
+    """One message: markdown rendered on the server and sanitized (`path:line` references to `indexed` files
+    link to the source viewer); Copy as markdown once it is stored; an action card below it."""
     key = key if key is not None else message["id"]
     who = "You" if message["role"] == "user" else "Chip"
     note = Small(" (stopped)", cls="stopped") if message.get("status") == "stopped" else ""
-    return Article(Header(Strong(who), note),
-                   Div(NotStr(render_markdown(message["content"])), id=body_id(key), cls="body"),
+    copy = CopyMarkdown(message["id"]) if message.get("id") else ""
+    return Article(Header(Strong(who), note, copy),
+                   Div(NotStr(render_markdown(message["content"], indexed)), id=body_id(key), cls="body"),
                    Sources(stored_sources(message)), card,
                    id=message_id(key), cls=f"message {message['role']}{' streaming' if streaming else ''}",
                    **attrs)
@@ -57,9 +72,9 @@ def Appended(component):
     return Div(component, hx_swap_oob=f"beforeend:#{CHAT_LOG_ID}")
 
 
-def StreamingBody(key: str, text: str):
+def StreamingBody(key: str, text: str, indexed: IndexedPaths | None = None):
     """The growing reply, rendered as markdown (and sanitized) so far."""
-    return Div(NotStr(render_markdown(text)), id=body_id(key), cls="body", hx_swap_oob="true")
+    return Div(NotStr(render_markdown(text, indexed)), id=body_id(key), cls="body", hx_swap_oob="true")
 
 
 def UndoCard(event_id: int, **attrs):
@@ -119,10 +134,15 @@ def ModelStatus(status, **attrs):
                  **poll, **attrs)
 
 
+def conversation_url(conversation_id: int) -> str:
+    """The page showing one conversation full-size."""
+    return f"/chat/{conversation_id}"
+
+
 def ConversationItem(conversation: dict, current_id: int):
     current = conversation["id"] == current_id
     return Li(A(conversation["title"], hx_post=f"/chat/{conversation['id']}/switch", hx_swap="none",
-                aria_current="true" if current else None, href="#"),
+                aria_current="true" if current else None, href=conversation_url(conversation["id"])),
               Small(conversation["updated"][:16].replace("T", " ")),
               id=f"conversation-{conversation['id']}", cls="current" if current else "")
 
@@ -136,10 +156,12 @@ def ConversationList(conversations: list[dict], current_id: int, query: str = ""
                id=CONVERSATIONS_ID, cls="conversation-list", **attrs)
 
 
-def ConversationBar(conversation: dict, **attrs):
-    """The current conversation's title and its actions."""
+def ConversationBar(conversation: dict, *, preview: bool = False, **attrs):
+    """The conversation's title and its actions (`preview`: it is shown, but Chip talks in another one)."""
     cid = conversation["id"]
     return Div(Span(conversation["title"], cls="title", title=conversation["title"]),
+               Button("Continue this conversation", hx_post=f"/chat/{cid}/switch", hx_swap="none",
+                      cls="continue") if preview else "",
                Button("New", hx_post="/chat/new", hx_swap="none", cls="outline"),
                Button("Rename", hx_post=f"/chat/{cid}/rename", hx_prompt="New title",
                       hx_swap="none", cls="outline"),
@@ -147,12 +169,15 @@ def ConversationBar(conversation: dict, **attrs):
                A("⇩ json", href=f"/chat/{cid}/export.json", download=True, title="Export as JSON"),
                Button("Delete", hx_post=f"/chat/{cid}/delete", hx_swap="none", cls="outline secondary",
                       hx_confirm=f"Delete the conversation “{conversation['title']}”?"),
-               id="conversation-bar", cls="conversation-bar", **attrs)
+               id="conversation-bar", cls="conversation-bar", data_conversation=cid, **attrs)
 
 
-def ChatLog(messages: list[dict], **attrs):
-    return Div(*[ChatMessage(m) for m in messages] or [P("Say hello to Chip.", cls="chat-placeholder")],
-               id=CHAT_LOG_ID, cls="chat-log", aria_live="polite", **attrs)
+def ChatLog(messages: list[dict], *, indexed: IndexedPaths | None = None, preview: bool = False, **attrs):
+    """The messages; a `preview` (a conversation shown, not the current one) takes no live messages."""
+    return Div(*[ChatMessage(m, indexed=indexed) for m in messages]
+               or [P("Say hello to Chip.", cls="chat-placeholder")],
+               id=CHAT_LOG_ID, cls="chat-log", aria_live="polite", data_preview="true" if preview else None,
+               **attrs)
 
 
 def context_url(location: Location) -> str:
@@ -161,13 +186,22 @@ def context_url(location: Location) -> str:
     return CONTEXT_URL + (f"?{urlencode(query)}" if location.app else "")
 
 
+def FullSizeToggle():
+    """Widens the chat to take the main area, and back (theseus.js; remembered per tab)."""
+    return Button("⤢ Full size", type="button", cls="chat-toggle outline secondary", aria_pressed="false",
+                  title=f"Full-size chat ({FULL_SIZE_KEYS})", aria_keyshortcuts=FULL_SIZE_KEYS)
+
+
 def ChatPane(conversation: dict, messages: list[dict], conversations: list[dict], status, *, tab: str,
-             streaming: bool = False, location: Location = NOWHERE):
-    """The whole chat pane; its WebSocket carries messages up and streamed replies down."""
-    return Aside(Div(ModelStatus(status), A("What Chip sees", href=context_url(location), target="_blank",
-                                            cls="chip-context-link", title="Chip's context for the next message"),
-                     ConversationBar(conversation), cls="chat-head"),
+             streaming: bool = False, location: Location = NOWHERE, indexed: IndexedPaths | None = None,
+             preview: bool = False):
+    """The whole chat pane; its WebSocket carries messages up and streamed replies down. `preview`: the
+    conversation shown is not the one Chip talks in (until "Continue this conversation")."""
+    return Aside(Div(Div(ModelStatus(status), FullSizeToggle(), cls="chat-tools"),
+                     A("What Chip sees", href=context_url(location), target="_blank",
+                       cls="chip-context-link", title="Chip's context for the next message"),
+                     ConversationBar(conversation, preview=preview), cls="chat-head"),
                  Details(Summary("Conversations"), ConversationList(conversations, conversation["id"]),
                          cls="chat-history"),
-                 ChatLog(messages), ChatForm(streaming),
+                 ChatLog(messages, indexed=indexed, preview=preview), ChatForm(streaming),
                  id="chat", cls="chat-pane", hx_ext="ws", ws_connect=f"/chat/ws?tab={tab}")

@@ -38,11 +38,19 @@
     if (fragment.matches && fragment.matches("li[id]")) return [fragment];
     return fragment.querySelectorAll ? Array.prototype.slice.call(fragment.querySelectorAll("li[id]")) : [];
   }
+  function replacesItself(target, fragment) {
+    var root = fragment instanceof DocumentFragment ? fragment.firstElementChild : null;
+    return !!root && root.id === target.id;
+  }
   function editing(el) { return !!el && el.matches("li.editing") && !el.dataset.saving; }
   function older(id) { return batch !== null && (seen[id] || 0) > batch; }
   document.body.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target, fragment = event.detail.fragment;
     if (!fragment || !target.matches) return;
+    if (target.matches("#chat-log[data-preview]") && !replacesItself(target, fragment)) {
+      event.detail.shouldSwap = false;  // a conversation shown on its page takes no live messages of another
+      return;
+    }
     var rows = rowsIn(fragment);
     if (target.matches("li[id]")) {  // one row: replaced or deleted
       var replaced = rows.some(function (row) { return row.matches("li.item"); });
@@ -50,8 +58,7 @@
       else if (batch !== null) seen[target.id] = batch;
       return;
     }
-    var root = fragment instanceof DocumentFragment ? fragment.firstElementChild : null;
-    var whole = !!root && root.id === target.id;  // the list re-rendered (not rows appended to it)
+    var whole = replacesItself(target, fragment);  // the list re-rendered (not rows appended to it)
     rows.forEach(function (row) {
       var current = document.getElementById(row.id);
       if (older(row.id) || editing(current)) {
@@ -77,8 +84,8 @@
     if (event.detail.successful && form.matches && form.matches("form.add-form")) form.reset();
   });
 
-  // Chat: Enter sends (Shift+Enter makes a new line); the log follows the newest message;
-  // code blocks get a copy button.
+  // Chat: Enter sends (Shift+Enter makes a new line); the log follows a streaming reply only while
+  // the reader is at its bottom (scrolled up to read, it stays put); code blocks get a copy button.
   document.body.addEventListener("keydown", function (event) {
     var box = event.target;
     if (event.key === "Enter" && !event.shiftKey && box.matches("#chat-form textarea")) {
@@ -86,13 +93,33 @@
       if (box.value.trim()) box.form.requestSubmit();
     }
   });
+  var AT_BOTTOM = 48;  // pixels from the bottom that still count as "at the bottom"
+  var following = true;
+  function chatLog() { return document.getElementById("chat-log"); }
+  function atBottom(log) { return log.scrollHeight - log.scrollTop - log.clientHeight <= AT_BOTTOM; }
   function followChat() {
-    var log = document.getElementById("chat-log");
-    if (log) log.scrollTop = log.scrollHeight;
+    var log = chatLog();
+    if (log && following) log.scrollTop = log.scrollHeight;
   }
+  document.body.addEventListener("htmx:wsBeforeMessage", function () {
+    var log = chatLog();
+    following = !log || atBottom(log);
+  });
   document.body.addEventListener("htmx:wsAfterMessage", followChat);
+  document.body.addEventListener("submit", function (event) {  // your own message: show it, and what follows
+    if (event.target.closest && event.target.closest("#chat-form")) following = true;
+  }, true);
+  function flash(button, text, back) {
+    button.textContent = text;
+    setTimeout(function () { button.textContent = back; }, 1500);
+  }
+  function copyCode(block, button) {
+    var text = block.querySelector("code").textContent;  // line numbers are CSS, not text: exactly the source
+    navigator.clipboard.writeText(text).then(function () { flash(button, "Copied", "Copy"); },
+                                             function () { flash(button, "Copy failed", "Copy"); });
+  }
   htmx.onLoad(function (content) {
-    followChat();
+    if (content === document.body || content.id === "chat-log") { following = true; followChat(); }
     var blocks = content.querySelectorAll ? content.querySelectorAll(".code-block") : [];
     blocks.forEach(function (block) {
       if (block.querySelector("button.copy")) return;
@@ -100,14 +127,69 @@
       button.className = "copy outline";
       button.type = "button";
       button.textContent = "Copy";
-      button.addEventListener("click", function () {
-        navigator.clipboard.writeText(block.querySelector("code").innerText).then(function () {
-          button.textContent = "Copied";
-          setTimeout(function () { button.textContent = "Copy"; }, 1500);
-        });
-      });
+      button.title = "Copy the code";
+      button.addEventListener("click", function () { copyCode(block, button); });
       block.appendChild(button);
     });
+  });
+
+  // "Copy as markdown" on a message: its stored markdown source, fetched from the server.
+  document.body.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button.copy-md");
+    if (!button) return;
+    fetch(button.dataset.source).then(function (r) {
+      if (!r.ok) throw new Error(r.status);
+      return r.text();
+    }).then(function (text) { return navigator.clipboard.writeText(text); })
+      .then(function () { flash(button, "Copied", "Copy as markdown"); },
+            function () { flash(button, "Copy failed", "Copy as markdown"); });
+  });
+
+  // The full-size chat: a class on the workspace, toggled by the button or Alt+Shift+F, remembered
+  // for this tab (sessionStorage; the server is never told). The pane, its socket and a streaming
+  // reply stay as they are; the conversation list opens beside the chat. /chat/{id} opens full-size.
+  var FULL_KEY = "theseus.chatFull";
+  function setFull(full, remember) {
+    var workspace = document.getElementById("workspace"), history = document.querySelector("#chat .chat-history");
+    if (!workspace) return;
+    workspace.classList.toggle("chat-full", full);
+    document.querySelectorAll("button.chat-toggle").forEach(function (button) {
+      button.setAttribute("aria-pressed", full ? "true" : "false");
+      button.textContent = full ? "⤡ Narrow" : "⤢ Full size";
+    });
+    if (history) {
+      if (full) { history.dataset.wasOpen = history.open ? "true" : "false"; history.open = true; }
+      else if (history.dataset.wasOpen) { history.open = history.dataset.wasOpen === "true"; }
+    }
+    if (remember) sessionStorage.setItem(FULL_KEY, full ? "1" : "0");
+    followChat();
+  }
+  function toggleFull() {
+    var workspace = document.getElementById("workspace");
+    if (workspace) setFull(!workspace.classList.contains("chat-full"), true);
+  }
+  document.body.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("button.chat-toggle")) toggleFull();
+  });
+  document.body.addEventListener("keydown", function (event) {
+    if (event.altKey && event.shiftKey && !event.ctrlKey && !event.metaKey && event.code === "KeyF") {
+      event.preventDefault();
+      toggleFull();
+    }
+  });
+  (function () {
+    var workspace = document.getElementById("workspace");
+    if (!workspace) return;
+    var chatPage = workspace.dataset.chatPage === "true";
+    setFull(chatPage || sessionStorage.getItem(FULL_KEY) === "1", chatPage);
+  })();
+
+  // On a conversation's page (/chat/{id}), the address follows the conversation shown.
+  document.body.addEventListener("htmx:oobAfterSwap", function (event) {
+    var bar = document.getElementById("conversation-bar");
+    if (!bar || !/^\/chat\/\d+$/.test(location.pathname)) return;
+    var path = "/chat/" + bar.dataset.conversation;
+    if (path !== location.pathname) history.replaceState(null, "", path);
   });
   document.body.addEventListener("htmx:wsAfterMessage", function () {
     var box = document.querySelector("#chat-form textarea");
