@@ -31,6 +31,8 @@ def ollama_server(requests: list) -> Starlette:
             return JSONResponse({"error": "model 'missing' not found, try pulling it first"}, status_code=404)
         if model == "broken":
             return JSONResponse({"error": "llama runner process has terminated"}, status_code=500)
+        if model in ("trickle", "flood") and not body.get("stream", True):
+            return StreamingResponse(_endless(model), media_type="application/json")
         if not body.get("stream", True):
             content = json.dumps({"op": "add"}) if body.get("format") else "prose"
             reason = "length" if body["options"]["num_predict"] < 3 else "stop"
@@ -38,6 +40,17 @@ def ollama_server(requests: list) -> Starlette:
         return StreamingResponse(_lines(model, body), media_type="application/x-ndjson")
 
     return Starlette(routes=[Route("/api/tags", tags), Route("/api/chat", chat, methods=["POST"])])
+
+
+async def _endless(model: str):
+    """An answer that never ends: a byte now and then ("trickle"), or more than any reply needs ("flood")."""
+    if model == "flood":
+        for _ in range(9):
+            yield b" " * (1024 * 1024)
+        return
+    for _ in range(2000):
+        yield b" "
+        await asyncio.sleep(0.05)
 
 
 async def _lines(model: str, body: dict):
@@ -157,6 +170,13 @@ def test_bad_replies_are_clear_errors(ollama, model, error, message):
     url, _ = ollama
     with pytest.raises(error, match=message):
         run_with(url, model, collect)
+
+
+@pytest.mark.parametrize("model, message", [("trickle", "did not answer in time"), ("flood", "more than 8 MiB")])
+def test_a_command_answer_that_never_ends_is_cut(ollama, model, message):
+    url, _ = ollama
+    with pytest.raises(BackendError, match=message):
+        run_with(url, model, lambda backend: backend.complete_json(HI, SCHEMA), first_token_timeout=0.5)
 
 
 def test_first_token_timeout(ollama):

@@ -4,9 +4,11 @@ first-token timeout, a stall timeout and prompt cancellation.
 
 Cancellation does not run the HTTP read in a second task (httpx wants one task
 per connection); a small watcher task instead expires the `asyncio.timeout`
-scope around the current read, so the read stops where it is. A streamed reply
-is read up to STREAM_LIMIT bytes: a server that never ends a line, or never
-ends the stream, cannot fill the memory (the chat cuts the reply's text far sooner).
+scope around the current read, so the read stops where it is. Every reply is
+read up to STREAM_LIMIT bytes, and a reply that is not streamed within one
+overall deadline: a server that never ends a line, never ends the stream, or
+trickles bytes forever cannot fill the memory or hold a turn (the chat cuts a
+streamed reply's text far sooner).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import httpx
 
 from .base import Backend, BackendError, BackendStatus, BackendUnavailable
 
-STREAM_LIMIT = 8 * 1024 * 1024  # bytes of one streamed reply read from a model server
+STREAM_LIMIT = 8 * 1024 * 1024  # bytes of one reply (streamed or not) read from a model server
+ERROR_LIMIT = 64 * 1024  # bytes of an error answer read, for its message
 
 
 class HttpStatusError(BackendError):
@@ -111,17 +114,25 @@ class RemoteBackend(Backend):
         return await self.request_json("GET", path, None, timeout=self.connect_timeout + 10)
 
     async def request_json(self, method: str, path: str, body: dict | None, timeout: float) -> dict:
-        """Send one request, map failures to BackendError, return the JSON body."""
+        """Send one request, map failures to BackendError, return the JSON body (within `timeout` and STREAM_LIMIT)."""
         try:
-            response = await self.http().request(method, self.url(path), json=body, timeout=timeout)
+            async with asyncio.timeout(timeout):  # the whole answer: a server that trickles bytes cannot hold us
+                async with self.http().stream(method, self.url(path), json=body, timeout=timeout) as response:
+                    content, whole = await read_at_most(response, STREAM_LIMIT)
+        except TimeoutError:
+            raise BackendUnavailable(f"{self.name} at {self.base_url} did not answer in time (/{path.lstrip('/')})") \
+                from None
         except httpx.HTTPError as e:
             raise self.transport_error(e, path) from None
         if response.status_code >= 400:
-            raise self.status_error(response.status_code, response.content)
+            raise self.status_error(response.status_code, content)
+        if not whole:
+            raise BackendError(f"{self.name} at {self.base_url} sent more than {STREAM_LIMIT // (1024 * 1024)} MiB "
+                               "in one answer; stopped reading it")
         try:
-            return response.json()
+            return json.loads(content)
         except ValueError:
-            snippet = response.text[:200]
+            snippet = content[:200].decode("utf-8", "replace")
             raise BackendError(f"{self.name} sent a reply that is not JSON: {snippet!r}") from None
 
     async def stream_lines(
@@ -134,7 +145,7 @@ class RemoteBackend(Backend):
                 stream = self.http().stream("POST", self.url(path), json=body, timeout=self._stream_timeout())
                 response = await watch.step(stack.enter_async_context(stream), self.first_token_timeout)
                 if response.status_code >= 400:
-                    raise self.status_error(response.status_code, await response.aread())
+                    raise self.status_error(response.status_code, (await read_at_most(response, ERROR_LIMIT))[0])
                 lines = await stack.enter_async_context(aclosing(self.bounded_lines(response)))
                 timeout = self.first_token_timeout
                 while (line := await watch.step(anext(lines, None), timeout)) is not None:
@@ -184,6 +195,17 @@ class RemoteBackend(Backend):
         if status in (404, 503):
             return UnavailableStatusError(message, status)
         return HttpStatusError(message, status)
+
+
+async def read_at_most(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """The response's body up to `limit` bytes, and whether that was all of it (the rest is never read)."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], False
+    return b"".join(chunks), True
 
 
 class UnavailableStatusError(HttpStatusError, BackendUnavailable):
