@@ -6,6 +6,7 @@ import json
 import threading
 
 import pytest
+from fasthtml.common import to_xml
 
 from theseus.actions import OperationError
 from theseus.workflows import linkgraph, linkscan
@@ -195,3 +196,14 @@ def test_a_folder_without_pages_is_refused_after_a_bounded_look(runtime, tmp_pat
     (tmp_path / "z.md").write_text("a page, but past the first ten entries")
     with pytest.raises(OperationError, match="No markdown or HTML page among the first 10 files"):
         submit(runtime, key, "step_01", str(tmp_path))
+
+
+def test_a_run_stored_before_the_limits_still_renders_small():
+    """A result saved by an older version may list every broken link it found: showing it stays bounded."""
+    broken = [{"page": "README.md", "line": n, "href": "nope.md"} for n in range(150_000)]
+    old = {"counts": {"pages": 1, "links": 150_000, "broken": 150_000}, "broken": broken,
+           "orphans": [f"p{n}.md" for n in range(50_000)], "nodes": [[f"p{n}.md", "page"] for n in range(5_000)],
+           "edges": [[0, n] for n in range(1, 5_000)]}
+    html = to_xml(linkgraph.show_graph({"result": old}, {}))
+    assert html.count("<tr>") <= 2 * (linkscan.LISTED + 1)
+    assert html.count("<circle") <= linkscan.DRAWN and html.count("<line") <= linkscan.DRAWN_LINKS

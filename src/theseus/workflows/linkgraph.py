@@ -19,11 +19,11 @@ from fasthtml.common import (Code, Details, Div, Li, P, Small, Strong, Summary, 
 from fasthtml.svg import Circle, Line, Svg, Text
 
 from theseus.workflows.engine import Step, Workflow, folder_step
-from theseus.workflows.linkscan import find_pages, link_graph
+from theseus.workflows.linkscan import DRAWN, DRAWN_LINKS, LISTED, find_pages, link_graph
 
 START_NAMES = ("README.md", "index.md", "index.html", "crash-course.md")
 # inside a request (folder check, start page choices): small bounds
-CHOICE_ENTRIES = 10_000   # files and folders looked at
+CHOICE_ENTRIES = 2_000    # files and folders looked at (this walk runs while a step is saved or shown)
 CHOICES = 500             # pages offered as start page
 
 SYSTEM_FOLDERS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc",
@@ -124,9 +124,15 @@ def ListDetails(graph: dict, name: str, title: str, cls: str):
                    Ul(*[Li(Small(item)) for item in items]), cls=cls)
 
 
+def drawable(result: dict) -> dict:
+    """The result with every list cut to what is shown: a run stored before the limits existed may hold millions."""
+    limits = {"nodes": DRAWN, "edges": DRAWN_LINKS} | {name: LISTED for name in LABELS}
+    return result | {name: result[name][:limit] for name, limit in limits.items() if isinstance(result.get(name), list)}
+
+
 def show_graph(entry: dict, values: dict):
     """The finished map: counts, what was cut, the picture, broken links, orphans, unreachable pages, notes."""
-    graph = entry.get("result") or {}
+    graph = drawable(entry.get("result") or {})
     counts = graph.get("counts", {})
     return Div(P(Strong(", ".join(counted(counts.get(name, 0), noun) for name, noun in HEADLINE))),
                CappedNote(graph), GraphPicture(graph), BrokenTable(graph), OrphanTable(graph),
