@@ -165,7 +165,7 @@ def test_long_replies_stay_readable_in_the_narrow_pane_and_full_size(open_page, 
         message = page.locator(".message.assistant")
         overflow = message.evaluate("m => m.closest('#chat-log').scrollWidth - m.closest('#chat-log').clientWidth")
         assert overflow <= 1  # the log never scrolls sideways: each part handles its own width
-        assert message.locator("table").evaluate("t => t.scrollWidth > t.clientWidth")  # the table scrolls
+        assert message.locator(".table-wrap").evaluate("t => t.scrollWidth > t.clientWidth")  # the table scrolls
         assert message.locator("pre").evaluate("p => p.scrollWidth > p.clientWidth")  # the code line scrolls
         assert message.locator("p").first.evaluate("p => p.scrollWidth <= p.clientWidth")  # the prose wraps
         if not full:
@@ -176,19 +176,19 @@ def test_long_replies_stay_readable_in_the_narrow_pane_and_full_size(open_page, 
 
 def test_a_streaming_reply_keeps_the_readers_place_unless_at_the_bottom(open_page, live_server, backend):
     add_messages(live_server, *[(f"question {i}", f"answer {i}\n\n" + "filler line\n\n" * 4) for i in range(12)])
-    backend.replies = ["\n\n".join(f"paragraph {i} of a long reply" for i in range(80))]
+    backend.replies = [" ".join(f"paragraph{i}\n\n" for i in range(100))]  # a paragraph per streamed piece
     page = open_page()
     log = page.locator("#chat-log")
     page.wait_for_function(f"({LOG_BOTTOM})(document.getElementById('chat-log'))")
     send(page, "first long reply")
-    expect(page.locator(".message.assistant.streaming .body")).to_contain_text("paragraph 3")
+    expect(page.locator(".message.assistant.streaming .body")).to_contain_text("paragraph10")
     log.evaluate("log => log.scrollTo(0, 0)")  # the reader scrolls up to read something earlier
     finished(page, 13)
     assert log.evaluate("log => log.scrollTop") == 0  # their place was kept while the reply streamed
 
     log.evaluate("log => log.scrollTo(0, log.scrollHeight)")
     send(page, "second long reply")
-    expect(page.locator(".message.assistant.streaming .body")).to_contain_text("paragraph 3")
+    expect(page.locator(".message.assistant.streaming .body")).to_contain_text("paragraph10")
     finished(page, 14)
     assert log.evaluate(LOG_BOTTOM)  # at the bottom, the log followed the reply to its end
     assert page.js_errors == []

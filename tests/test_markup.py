@@ -21,7 +21,7 @@ C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
 VOID_TAGS = {"br", "hr", "img", "embed", "meta", "base"}
 # The only classes rendered markdown may carry, tag by tag (code: language-xxx); written out, so widening is deliberate.
 ALLOWED_CLASSES = {
-    "div": {"code-block", "code-lang"},
+    "div": {"code-block", "code-lang", "table-wrap"},
     "pre": {"numbered"},
     "span": {"line", "tok-k", "tok-nb", "tok-nf", "tok-nd", "tok-nt", "tok-na", "tok-s", "tok-m", "tok-c", "tok-o"},
 }
@@ -274,6 +274,7 @@ def test_lists(text, list_tag):
 def test_table():
     page = assert_safe(render_markdown("| Name | Done |\n|:-----|-----:|\n| milk | yes |"))
     assert [len(page.find(tag)) for tag in ("table", "thead", "tbody", "th", "td")] == [1, 1, 1, 2, 2]
+    assert page.find("table")[0].ancestors == ("div",) and page.find("div")[0].attrs == {"class": "table-wrap"}
     assert "Name" in page.text and "milk" in page.text
 
 

@@ -32,7 +32,7 @@ _ATTRIBUTES = {
     "div": {"class"},
     "span": {"class"},
 }
-_DIV_CLASSES = {"code-block", "code-lang"}
+_DIV_CLASSES = {"code-block", "code-lang", "table-wrap"}
 # A file path with an extension, a colon and a line (or a range): src/theseus/app.py:42, docs/chat.md:3-9
 _PATH_REF = re.compile(r"(?<![\w/.-])([\w.-]+(?:/[\w.-]+)*\.[A-Za-z0-9]{1,10}):([1-9][0-9]{0,6})(?:-([1-9][0-9]{0,6}))?"
                        r"(?![\w])")
@@ -52,6 +52,15 @@ def _render_fence(self, tokens, idx, options, env) -> str:
 
 def _render_indented_code(self, tokens, idx, options, env) -> str:
     return code_block_html(tokens[idx].content)
+
+
+def _render_table_open(self, tokens, idx, options, env) -> str:
+    """A table inside a box of its own width: a wide one scrolls there, not the whole message."""
+    return '<div class="table-wrap">' + self.renderToken(tokens, idx, options, env)
+
+
+def _render_table_close(self, tokens, idx, options, env) -> str:
+    return self.renderToken(tokens, idx, options, env).rstrip("\n") + "</div>\n"
 
 
 class _SourceRefs:
@@ -144,6 +153,8 @@ def _markdown_parser() -> MarkdownIt:
     md.disable("image")  # `![alt](src)` then shows as "!" plus a link instead of vanishing
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("code_block", _render_indented_code)
+    md.add_render_rule("table_open", _render_table_open)
+    md.add_render_rule("table_close", _render_table_close)
     md.add_render_rule("text", _render_text)
     md.add_render_rule("code_inline", _render_code_inline)
     md.add_render_rule("s_open", lambda *_: "<del>")
