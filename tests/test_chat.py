@@ -221,6 +221,39 @@ def test_conversation_routes(client, runtime, socket):
     assert client.post(f"/chat/{second['id']}/rename", headers={**HX, "HX-Prompt": " "}).status_code == 400
 
 
+def test_the_chat_page_shows_a_conversation_full_size_and_changes_nothing(client, runtime):
+    conversations = runtime.chat.conversations
+    current = conversations.current()
+    conversations.add(current["id"], "user", "about `history.py`")
+    other = conversations.create("Older talk")
+    conversations.add(other["id"], "assistant", "```python\nimport os\n```")
+    page = client.get(f"/chat/{current['id']}")
+    assert page.status_code == 200 and 'data-chat-page="true"' in page.text and "chat-full" in page.text
+    assert "about <code>history.py</code>" in page.text and "data-preview" not in page.text
+    assert f'href="/chat/{other["id"]}"' in page.text  # the conversation list, each with its own page
+    shown = client.get(f"/chat/{other['id']}")
+    assert 'data-preview="true"' in shown.text and "Continue this conversation" in shown.text
+    assert '<span class="tok-k">import</span>' in shown.text
+    assert conversations.current()["id"] == current["id"]  # a GET shows, never switches
+    assert client.get("/chat/999").status_code == 404 and client.get("/chat/abc").status_code == 400
+    assert client.get("/chat/0").status_code == 400
+    for path in ("/chat/status", "/chat/list"):  # the named chat routes are not conversation ids
+        assert client.get(path).status_code == 200
+
+
+def test_a_message_markdown_source_is_served_as_stored(client, runtime):
+    conversations = runtime.chat.conversations
+    source = "# Title\n\n```python\nx = 1  \n```\n\n| a |\n|---|\n| <b>1</b> |\n"
+    message = conversations.add(conversations.current()["id"], "assistant", source)
+    response = client.get(f"/chat/messages/{message['id']}.md")
+    assert response.status_code == 200 and response.text == source
+    assert response.headers["content-type"].startswith("text/markdown")
+    page = client.get("/apps/tasks").text
+    assert f'data-source="/chat/messages/{message["id"]}.md"' in page and "Copy as markdown" in page
+    assert client.get("/chat/messages/999.md").status_code == 404
+    assert client.get("/chat/messages/x.md").status_code == 400
+
+
 def test_model_status_polls_until_ready(client, backend):
     from theseus.llm.base import BackendStatus
     backend.state = BackendStatus("loading", "Loading the model", 0.5)

@@ -150,3 +150,15 @@ def test_the_search_box_finds_passages_as_well_as_apps(client):
     assert "In the docs and code" in found and "/source?path=docs%2Fguide.md&amp;line=5" in found
     assert "Coffee" in found
     assert "knowledge-hits" not in client.get("/search", params={"q": "ta"}).text  # too short to look up
+
+
+def test_path_line_references_in_replies_link_to_the_viewer_for_indexed_files_only(client, runtime):
+    conversations = runtime.chat.conversations
+    conversations.add(conversations.current()["id"], "assistant",
+                      "Coffee is at docs/guide.md:5-8 (and `docs/tea.md:1`); secret.md:1 is not indexed.")
+    page = client.get("/apps/tasks").text
+    links = re.findall(r'<a class="source-ref" href="([^"]+)"', page)
+    assert links == ["/source?path=docs%2Fguide.md&amp;line=5&amp;end=8#L5", "/source?path=docs%2Ftea.md&amp;line=1#L1"]
+    assert "secret.md:1 is not indexed" in page and "path=secret.md" not in page
+    viewer = client.get(links[0].replace("&amp;", "&"))
+    assert viewer.status_code == 200 and 'id="L5" class="line hl"' in viewer.text
