@@ -164,3 +164,39 @@ def test_hostile_workflow_step_values_stay_text(trap, open_page, live_server):
         page.wait_for_function("document.body.dataset.live === 'open'")
         assert_inert(page, trap)
     assert_markers_shown(page.locator("#main").inner_text(), said)  # the action log, shortened the same way
+
+
+FENCE_LANGUAGES = ("python", "html", "js", "nosuchlanguage", "")  # highlighted, highlighted, highlighted, plain, none
+
+
+def fenced(language: str) -> str:
+    """Every payload in a code fence of one language (a fence longer than any a payload holds)."""
+    return "\n\n".join(f"``````{language}\n{payload}\n``````" for _, payload in PAYLOADS)
+
+
+def test_hostile_payloads_in_code_fences_of_every_language_stay_inert(trap, context, open_page, live_server,
+                                                                      backend):
+    """Highlighting opens no hole: each payload inside fences of five languages, streamed, copied, and shown
+    again on the conversation's full-size page."""
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
+    backend.replies = [fenced(language) for language in FENCE_LANGUAGES]
+    page = open_page()
+    for count, language in enumerate(FENCE_LANGUAGES, start=1):
+        send(page, f"show the payloads as {language or 'plain'} code")
+        expect(replies(page)).to_have_count(count, timeout=20_000)
+    blocks = page.locator(".message.assistant .code-block code")
+    expect(blocks).to_have_count(len(PAYLOADS) * len(FENCE_LANGUAGES))
+    assert page.locator(".message.assistant .code-block code span[class^=tok-]").count() > 0  # highlighted
+    assert_markers_shown(" ".join(blocks.evaluate_all("codes => codes.map(code => code.textContent)")))
+    assert_inert(page, trap)
+    script = page.locator(".message.assistant .code-block", has_text="<script").first
+    script.locator("button.copy").click()
+    expect(script.locator("button.copy")).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == script.locator("code").evaluate("c => c.textContent")
+    assert_inert(page, trap)
+    page.goto(live_server.url + f"/chat/{live_server.runtime.chat.conversations.current()['id']}")
+    page.wait_for_function("document.body.dataset.live === 'open'")
+    expect(page.locator("#workspace")).to_have_class("workspace chat-full")
+    expect(blocks).to_have_count(len(PAYLOADS) * len(FENCE_LANGUAGES))
+    assert_markers_shown(page.locator("#chat-log").inner_text())
+    assert_inert(page, trap)
