@@ -34,6 +34,7 @@ def test_help_lists_the_commands():
     ("THESEUS_PORT", "http", "THESEUS_PORT must be a number"),
     ("THESEUS_TEMPERATURE", "warm", "THESEUS_TEMPERATURE must be a number"),
     ("THESEUS_TEMPERATURE", "7", "THESEUS_TEMPERATURE must be between 0 and 2"),
+    ("THESEUS_TOKEN", "secret", "THESEUS_TOKEN must be at least 16 characters"),
 ])
 def test_a_bad_setting_is_a_clear_error(name, value, message):
     result = run("serve", env={name: value})

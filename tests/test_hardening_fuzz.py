@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -23,6 +22,7 @@ from tests.conftest import Socket
 from tests.hardening import check_invariants, state_of
 from theseus.actions import Operation
 from theseus.logs import setup_logging
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 # The database grows from example to example, so a failure cannot be replayed: report it as found.
@@ -175,10 +175,7 @@ def test_random_sequences_of_requests_keep_the_invariants(fuzz, data):
 
 def wait_for_quiet(runtime, timeout: float = 30):
     """Until no chat turn is running (a fuzzed /poke or message may have started one)."""
-    deadline = time.monotonic() + timeout
-    while runtime.chat.streaming and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not runtime.chat.streaming
+    wait_until(lambda: not runtime.chat.streaming, "the chat turn to end", timeout)
 
 
 WS_FRAMES = st.one_of(

@@ -27,6 +27,7 @@ from theseus.chat.service import REPLY_LIMIT
 from theseus.events import STREAM_LIMIT
 from theseus.limits import BODY_LIMIT
 from theseus.llm.openai_compat import OpenAICompatBackend
+from tests.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 HX = {"HX-Request": "true"}
@@ -46,8 +47,7 @@ def test_live_sync_streams_are_capped_and_a_refused_tab_gets_in_once_one_leaves(
         assert refused.status_code == 503 and f"{STREAM_LIMIT} tabs are already connected" in refused.text
         assert refused.headers["retry-after"] and open_tabs(live_server) == STREAM_LIMIT
         streams[0].close()  # one tab goes
-        while open_tabs(live_server) == STREAM_LIMIT:  # until the server has noticed
-            pass
+        wait_until(lambda: open_tabs(live_server) < STREAM_LIMIT, "the server to notice the tab left")
         late = tabs.enter_context(http.stream("GET", "/sync?tab=late"))
         assert late.status_code == 200 and open_tabs(live_server) == STREAM_LIMIT
 

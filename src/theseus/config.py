@@ -73,13 +73,20 @@ class Config:
         if env.get("THESEUS_TEMPERATURE"):
             values["temperature"] = _temperature(env["THESEUS_TEMPERATURE"])
         if env.get("THESEUS_TOKEN"):
-            values["token"] = env["THESEUS_TOKEN"]
+            values["token"] = _token(env["THESEUS_TOKEN"])
         # Config() in code (tests, evals) indexes nothing at start; the command line does, unless THESEUS_INDEX=0
         values["knowledge"] = env.get("THESEUS_INDEX", "1").strip().lower() not in ("0", "no", "off", "false")
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return cls(**values)
+
+
+def _token(text: str) -> str:
+    """THESEUS_TOKEN: a secret long enough not to be guessed."""
+    if len(text.strip()) < 16:
+        raise ValueError("THESEUS_TOKEN must be at least 16 characters long (leave it unset for a random one)")
+    return text.strip()
 
 
 def _temperature(text: str) -> float:

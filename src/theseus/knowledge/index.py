@@ -29,7 +29,7 @@ from .embedders import Embedder
 MAX_FILE_BYTES = 1_000_000
 EMBED_CHARS = 700  # the start of a chunk that is embedded (the full text is in the full-text index)
 EVENT_BATCH = 200
-EMBED_BATCH = 8  # chunks embedded per call
+EMBED_BATCH = 2  # chunks embedded per call: batching gains nothing here, and a stop waits for one call
 SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules", ".pytest_cache"}
 Progress = Callable[[int, int, str], None]  # (done, total, path)
 
