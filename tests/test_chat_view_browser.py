@@ -110,6 +110,12 @@ def test_chat_page_opens_a_conversation_full_size_with_the_list_beside_it(open_p
     expect(page.locator("#chat-form")).to_be_hidden()
     assert conversations.current()["id"] == first
     page.wait_for_function("document.body.dataset.live === 'open'")
+    other = open_page()  # Chip talks in the current conversation meanwhile: the shown one takes none of it
+    send(other, "a question in the current conversation")
+    finished(other, 2)
+    expect(page.locator(".message")).to_have_count(2)
+    expect(page.locator("#chat-log")).not_to_contain_text("a question in the current conversation")
+    expect(page.locator("#conversation-bar .title")).to_have_text("Another talk")
     page.locator("#conversation-bar button.continue").click()
     expect(page.locator("#chat-form textarea")).to_be_visible()
     expect(page.locator("#conversation-bar button.continue")).to_have_count(0)

@@ -37,8 +37,8 @@ def chat_pane(chat: Chat, tab: str, location: Location = NOWHERE, shown: dict | 
 def conversation_fragments(chat: Chat) -> list:
     """Everything that shows the current conversation, as out-of-band swaps."""
     conversation = chat.conversations.current()
-    return [ConversationBar(conversation, hx_swap_oob="true"),
-            ChatLog(chat.conversations.messages(conversation["id"]), indexed=chat.indexed_paths, hx_swap_oob="true"),
+    return [ChatLog(chat.conversations.messages(conversation["id"]), indexed=chat.indexed_paths, hx_swap_oob="true"),
+            ConversationBar(conversation, hx_swap_oob="true"),  # after the log: it ends a preview (theseus.js)
             ConversationList(chat.conversations.list(), conversation["id"], hx_swap_oob="true")]
 
 

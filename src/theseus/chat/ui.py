@@ -163,8 +163,8 @@ def ConversationBar(conversation: dict, *, preview: bool = False, **attrs):
                Button("Continue this conversation", hx_post=f"/chat/{cid}/switch", hx_swap="none",
                       cls="continue") if preview else "",
                Button("New", hx_post="/chat/new", hx_swap="none", cls="outline"),
-               Button("Rename", hx_post=f"/chat/{cid}/rename", hx_prompt="New title",
-                      hx_swap="none", cls="outline"),
+               "" if preview else Button("Rename", hx_post=f"/chat/{cid}/rename", hx_prompt="New title",
+                                         hx_swap="none", cls="outline"),
                A("⇩ md", href=f"/chat/{cid}/export.md", download=True, title="Export as markdown"),
                A("⇩ json", href=f"/chat/{cid}/export.json", download=True, title="Export as JSON"),
                Button("Delete", hx_post=f"/chat/{cid}/delete", hx_swap="none", cls="outline secondary",
@@ -172,12 +172,13 @@ def ConversationBar(conversation: dict, *, preview: bool = False, **attrs):
                id="conversation-bar", cls="conversation-bar", data_conversation=cid, **attrs)
 
 
-def ChatLog(messages: list[dict], *, indexed: IndexedPaths | None = None, preview: bool = False, **attrs):
-    """The messages; a `preview` (a conversation shown, not the current one) takes no live messages."""
+def ChatLog(messages: list[dict], *, indexed: IndexedPaths | None = None, preview: int | None = None, **attrs):
+    """The messages; a `preview` (the id of a conversation shown, not the current one) takes no live messages
+    and keeps its conversation's bar (theseus.js), until a whole log replaces it."""
     return Div(*[ChatMessage(m, indexed=indexed) for m in messages]
                or [P("Say hello to Chip.", cls="chat-placeholder")],
                id=CHAT_LOG_ID, cls="chat-log", aria_live="polite", data_preview="true" if preview else None,
-               **attrs)
+               data_conversation=preview, **attrs)
 
 
 def context_url(location: Location) -> str:
@@ -203,5 +204,6 @@ def ChatPane(conversation: dict, messages: list[dict], conversations: list[dict]
                      ConversationBar(conversation, preview=preview), cls="chat-head"),
                  Details(Summary("Conversations"), ConversationList(conversations, conversation["id"]),
                          cls="chat-history"),
-                 ChatLog(messages, indexed=indexed, preview=preview), ChatForm(streaming),
+                 ChatLog(messages, indexed=indexed, preview=conversation["id"] if preview else None),
+                 ChatForm(streaming),
                  id="chat", cls="chat-pane", hx_ext="ws", ws_connect=f"/chat/ws?tab={tab}")

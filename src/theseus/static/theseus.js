@@ -42,13 +42,23 @@
     var root = fragment instanceof DocumentFragment ? fragment.firstElementChild : null;
     return !!root && root.id === target.id;
   }
+  // A conversation shown on its page (/chat/{id}) that is not the current one takes no live messages and
+  // keeps its own bar, until a whole chat log replaces it (Continue, a switch, a new conversation).
+  function keepsPreview(target, fragment) {
+    var log = document.querySelector("#chat-log[data-preview]");
+    if (!log) return false;
+    if (target === log) return !replacesItself(target, fragment);
+    var isBar = target.id === "conversation-bar" && fragment instanceof DocumentFragment;
+    var bar = isBar ? fragment.firstElementChild : null;
+    return !!bar && bar.dataset.conversation !== log.dataset.conversation;
+  }
   function editing(el) { return !!el && el.matches("li.editing") && !el.dataset.saving; }
   function older(id) { return batch !== null && (seen[id] || 0) > batch; }
   document.body.addEventListener("htmx:oobBeforeSwap", function (event) {
     var target = event.detail.target, fragment = event.detail.fragment;
     if (!fragment || !target.matches) return;
-    if (target.matches("#chat-log[data-preview]") && !replacesItself(target, fragment)) {
-      event.detail.shouldSwap = false;  // a conversation shown on its page takes no live messages of another
+    if (keepsPreview(target, fragment)) {
+      event.detail.shouldSwap = false;
       return;
     }
     var rows = rowsIn(fragment);
