@@ -10,7 +10,8 @@ from tests.fakes import ScriptedBackend
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
-PYTHON = ('from pathlib import Path\n\n\ndef lines(path: str) -> int:\n    """Count the lines of a file."""  # docstring\n'
+PYTHON = ('from pathlib import Path\n\n\ndef lines(path: str) -> int:\n'
+          '    """Count the lines of a file."""  # docstring\n'
           '    return len(Path(path).read_text().splitlines()) + 0\n')
 LONG_REPLY = " ".join(f"word{i}" for i in range(120)) + "\n\n```python\nprint('done')\n```"
 LOG_BOTTOM = "(log) => log.scrollHeight - log.scrollTop - log.clientHeight <= 48"

@@ -418,7 +418,7 @@ def test_the_sanitizer_allows_exactly_the_highlighter_classes():
     cleaned = markup._sanitize('<span class="evil">a</span><span class="tok-k" style="color:red" onclick="x()">b</span>'
                                '<div class="code-lang hidden">c</div><pre class="numbered x">d</pre>')
     assert_safe(cleaned)
-    assert "evil" not in cleaned and "style" not in cleaned and "hidden" not in cleaned and '"numbered x"' not in cleaned
+    assert not any(word in cleaned for word in ("evil", "style", "hidden", '"numbered x"'))
 
 
 FENCE_LANGUAGES = ["python", "html", "js", "nosuchlanguage", ""]

@@ -125,7 +125,8 @@ class Chat:
             conversation_id = conversation_id or self.conversations.current()["id"]
             if text is not None:
                 message = await asyncio.to_thread(self.conversations.add, conversation_id, "user", text)
-                self.publish(Appended(ChatMessage(message, indexed=self.indexed_paths)),  # the first message also titles the conversation
+                self.publish(Appended(ChatMessage(message, indexed=self.indexed_paths)),
+                             # the first message also titles the conversation
                              ConversationBar(self.conversations.require(conversation_id), hx_swap_oob="true"))
             self.publish(Appended(ChatMessage({"role": "assistant", "content": "…"}, key=key, streaming=True)),
                          ChatForm(streaming=True, hx_swap_oob="true"))
@@ -234,7 +235,8 @@ class Chat:
         message = self.conversations.add(conversation_id, "assistant", reply.text)
         card = (ConfirmCard(reply.proposal.token, reply.proposal.label) if reply.proposal
                 else UndoCard(reply.event_id) if reply.event_id else "")
-        self.publish(ChatMessage(message, card, indexed=self.indexed_paths, hx_swap_oob=f"outerHTML:#{message_id(key)}"),
+        self.publish(ChatMessage(message, card, indexed=self.indexed_paths,
+                                 hx_swap_oob=f"outerHTML:#{message_id(key)}"),
                      ChatForm(hx_swap_oob="true"))
 
     async def ensure_ready(self, key: str) -> None:
