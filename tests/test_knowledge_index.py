@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,39 @@ def test_the_watcher_reindexes_an_edited_doc_while_running(knowledge, corpus):
     hit = knowledge.search("kettle whistles").hits[0]
     assert hit.path == "docs/more/faq.md"
     assert "teapots" in " ".join(r["text"] for r in rows(knowledge, "SELECT text FROM chunks"))
+
+
+class CountingEmbedder:
+    """The real embedder, counting the calls that embed passages."""
+
+    def __init__(self, embedder):
+        self.embedder, self.calls = embedder, 0
+
+    def __getattr__(self, name):
+        return getattr(self.embedder, name)
+
+    def passages(self, texts):
+        self.calls += 1
+        return self.embedder.passages(texts)
+
+
+def test_indexing_waits_while_the_model_works_on_a_turn(tmp_path, corpus, e5):
+    """On two cores, embedding beside a turn halves the model's speed: the indexer pauses until the turn is over."""
+    db, counting, turn = Database(tmp_path / "k.db"), CountingEmbedder(e5), threading.Event()
+    knowledge = Knowledge(db, Config(data_dir=tmp_path / "data"), sources=[Source(corpus, "docs/*.md", "doc")],
+                          embedder=counting)
+    knowledge.index.busy = turn.is_set
+    turn.set()  # Chip is answering
+    refresh = threading.Thread(target=knowledge.refresh)
+    refresh.start()
+    try:
+        wait_until(lambda: knowledge.index.state == "paused while Chip answers", "the indexer to pause")
+        assert counting.calls == 0 and knowledge.search("pot", kinds=("doc",)).hits == []
+        turn.clear()  # the turn is over
+        refresh.join(60)
+        assert not refresh.is_alive() and counting.calls > 0
+        assert knowledge.search("pot", kinds=("doc",)).hits
+    finally:
+        knowledge.index.stopping.set()
+        refresh.join(60)
+        db.close()

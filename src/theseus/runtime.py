@@ -36,6 +36,7 @@ class Runtime:
         self.owns_backend = backend is None  # a backend handed in (tests, benchmarks) is its giver's to close
         self.backend = backend or make_backend(config)
         self.chat = Chat(self, self.backend)
+        self.knowledge.index.busy = lambda: self.chat.streaming  # background indexing yields the cores to a turn
         self.chat.conversations.current()  # the first conversation exists before any page view: a GET writes nothing
         self.dev_status = None  # the dev loop's StatusFile when the server runs under `serve --watch`
 

@@ -29,6 +29,7 @@ from .embedders import Embedder
 MAX_FILE_BYTES = 1_000_000
 EMBED_CHARS = 700  # the start of a chunk that is embedded (the full text is in the full-text index)
 EVENT_BATCH = 200
+PAUSE_POLL = 0.1  # seconds between two looks at whether the model's turn is over
 EMBED_BATCH = 2  # chunks embedded per call: batching gains nothing here, and a stop waits for one call
 SKIP_DIRS = {"__pycache__", ".git", ".venv", "node_modules", ".pytest_cache"}
 Progress = Callable[[int, int, str], None]  # (done, total, path)
@@ -122,6 +123,7 @@ class Index:
         self.db, self.embedder, self.sources = db, embedder, sources
         self.lock = threading.Lock()  # one indexing run at a time
         self.stopping = threading.Event()  # set at shutdown: stop between two files
+        self.busy: Callable[[], bool] = lambda: False  # whether the model is working on a turn (set by the runtime)
         self.state = "idle"
 
     def scan(self) -> dict[str, tuple[Source, Path]]:
@@ -202,7 +204,7 @@ class Index:
             report.unchanged += 1
             return
         chunks = chunk_file(path, source.kind, text, iso(mtime))
-        vectors = self.vectors(chunks, self.old_vectors(path), report)
+        vectors = self.vectors(chunks, self.old_vectors(path), report, yielding=True)
         with self.db.transaction():
             self.delete_chunks("path = ?", (path,))
             self.insert(chunks, vectors)
@@ -217,10 +219,15 @@ class Index:
                              "WHERE c.path = ?", (path,))
         return {row["hash"]: row["embedding"] for row in rows}
 
-    def vectors(self, chunks: list[Chunk], old: dict[str, bytes], report: Report) -> list[bytes]:
-        """A vector per chunk: the old one when its text is unchanged, else freshly embedded."""
+    def vectors(self, chunks: list[Chunk], old: dict[str, bytes], report: Report, *,
+                yielding: bool = False) -> list[bytes]:
+        """A vector per chunk: the old one when its text is unchanged, else freshly embedded.
+
+        `yielding` (file indexing, which runs in the background): wait while the model works on a turn."""
         new = [c for c in chunks if c.hash not in old]
         for start in range(0, len(new), EMBED_BATCH):  # small batches, so a shutdown never waits long
+            if yielding:
+                self.yield_to_model()
             if self.stopping.is_set():
                 raise Interrupted()
             batch = new[start:start + EMBED_BATCH]
@@ -229,6 +236,15 @@ class Index:
         report.embedded += len(new)
         report.reused += len(chunks) - len(new)
         return [old[c.hash] for c in chunks]
+
+    def yield_to_model(self) -> None:
+        """Wait while the model works on a turn: on two cores, embedding beside it would halve its speed."""
+        if not self.busy():
+            return
+        state, self.state = self.state, "paused while Chip answers"
+        while self.busy() and not self.stopping.wait(PAUSE_POLL):
+            pass
+        self.state = state
 
     def insert(self, chunks: list[Chunk], vectors: list[bytes]) -> None:
         """Insert chunks with their full-text and vector rows (inside a transaction)."""
