@@ -184,6 +184,7 @@ def test_edits_restart_the_server_and_open_tabs_follow(watched_server, context):
     for page in (tab, other):
         expect(page.locator("#apps-menu")).to_contain_text("Greeter", timeout=20_000)
         page.wait_for_function("document.body.dataset.live === 'open'")
+        page.wait_for_function("document.body.dataset.chat === 'open'")  # the chat socket reconnects on its own
         assert "restarting" in page.evaluate("window.__live")
         expect(page.locator("#restart-overlay")).to_have_count(0)
         expect(page.locator("#main li.item", has_text="written before the restart")).to_be_visible()

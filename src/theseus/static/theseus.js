@@ -216,6 +216,10 @@
       .catch(function () { button.textContent = "Copy failed"; });
   });
 
+  // Whether this tab's chat socket is open (it reconnects by itself after a restart, apart from live sync).
+  document.body.addEventListener("htmx:wsOpen", function () { document.body.dataset.chat = "open"; });
+  document.body.addEventListener("htmx:wsClose", function () { document.body.dataset.chat = "closed"; });
+
   // Show whether this tab is connected to the live-sync stream. A server restart (the dev loop)
   // says "restarting" first: a small overlay shows until the stream is back. After any reconnect
   // the page brings itself up to date: it may have missed changes, or the server runs new code.
