@@ -158,19 +158,18 @@ class Workflow(ChipGuide, Plugin):
                              (self.name, profile_id or self.runtime.profile_id, limit))
         return [Run.from_row(r) for r in rows]
 
-    def find_run(self, key: str) -> Run:
+    def run_row(self, key: str) -> dict:
+        """The pipelines row of this workflow's run `key` (NotFound if there is none)."""
         rows = self.db.query("SELECT * FROM pipelines WHERE key = ? AND app = ?", (key, self.name))
         if not rows:
             raise NotFound(f"There is no {self.display_name} run called {key!r}.")
-        return Run.from_row(rows[0])
+        return rows[0]
+
+    def find_run(self, key: str) -> Run:
+        return Run.from_row(self.run_row(key))
 
     def target_row(self, args: dict) -> tuple[str, dict] | None:
-        if "key" not in args:
-            return None
-        rows = self.db.query("SELECT * FROM pipelines WHERE key = ? AND app = ?", (args["key"], self.name))
-        if not rows:
-            raise NotFound(f"There is no {self.display_name} run called {args['key']!r}.")
-        return "pipelines", rows[0]
+        return ("pipelines", self.run_row(args["key"])) if "key" in args else None
 
     def label(self, row: dict) -> str:
         return f"{self.display_name} run {row['key']}"
