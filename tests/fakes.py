@@ -8,6 +8,17 @@ import json
 from theseus.llm.base import Backend, BackendStatus, BackendUnavailable, estimate_tokens
 
 
+def verbs(schema: dict) -> list[str]:
+    """The verbs a decoder schema offers (one `anyOf` alternative each)."""
+    return [choice["properties"]["command"]["const"] for choice in schema["anyOf"]]
+
+
+def alternative(schema: dict, verb: str) -> dict:
+    """The properties a decoder schema asks for with this verb (besides "command")."""
+    choice = next(c for c in schema["anyOf"] if c["properties"]["command"]["const"] == verb)
+    return {k: v for k, v in choice["properties"].items() if k != "command"}
+
+
 class ScriptedBackend(Backend):
     """Replies with scripted texts, piece by piece; records every prompt it was given."""
 
@@ -20,6 +31,8 @@ class ScriptedBackend(Backend):
         self.commands = list(commands or [])  # JSON answers to complete_json, in order; then "just talk"
         self.delay, self.fail = delay, fail
         self.prompts: list[list[dict]] = []
+        self.chat_prompts: list[list[dict]] = []  # the prompts of chat replies only
+        self.progress: list[float] = []  # fractions reported through on_progress before a reply's first piece
         self.schemas: list[dict] = []
         self.temperatures: list[float] = []  # of each chat reply
         self.state = BackendStatus("ready", "scripted")
@@ -36,11 +49,14 @@ class ScriptedBackend(Backend):
             await asyncio.sleep(min(timeout, 0.05))
             raise BackendUnavailable(self.state.detail)
 
-    async def stream_chat(self, messages, *, max_tokens=512, temperature=0.7, cancel=None):
+    async def stream_chat(self, messages, *, max_tokens=512, temperature=0.7, cancel=None, on_progress=None):
         self.prompts.append(messages)
+        self.chat_prompts.append(messages)
         self.temperatures.append(temperature)
         if self.fail:
             raise self.fail
+        for fraction in self.progress if on_progress else []:
+            on_progress(fraction)
         reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         for word in reply.split(" "):
             if cancel is not None and cancel.is_set():
@@ -49,7 +65,7 @@ class ScriptedBackend(Backend):
             await asyncio.sleep(self.delay)
             yield word + " "
 
-    async def complete_json(self, messages, schema, *, max_tokens=256, temperature=0.0) -> str:
+    async def complete_json(self, messages, schema, *, max_tokens=256, temperature=0.0, on_progress=None) -> str:
         self.prompts.append(messages)
         if self.fail:
             raise self.fail

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fakes import alternative, verbs
 from tests.test_chat import FINAL
-from theseus.chat.commands import decoded_args, decoder_schema, examples, narrowed_schema, system_text
+from theseus.chat.commands import SAMPLE_ROWS, decoded_args, decoder_schema, narrowed_schema
 
 HX = {"HX-Request": "true"}
 pytestmark = pytest.mark.timeout(30)
@@ -34,35 +35,39 @@ def test_schemas_are_generated_from_the_registry_and_narrowed_to_the_state(runti
     assert sort["items"]["enum"] == [1, 2] and sort["minItems"] == sort["maxItems"] == 2
 
 
-def test_the_prompt_documents_operations_with_real_ids_and_quotes_names_as_data(runtime):
+def test_the_decoder_prompt_keeps_its_prefix_and_puts_the_real_rows_last(socket, runtime, backend):
     add(runtime, "wash the car", 'say "hi" <b>')
-    app = runtime.plugins["tasks"]
-    rows = app.rows()
-    ops = {op.verb: op for n, op in runtime.registry.operations.items() if n.startswith("tasks.")}
-    text = system_text(app, ops, rows)
-    assert "- done: Mark the task with this id done" in text and "- chat:" in text and "- help:" in text
-    assert '{"id": 2, "name": "say \\"hi\\" <b>", "done": false}' in text
-    assert "<id>" not in text and "ID" not in text.replace("JSON", "")
-    shots = examples(app, rows)
-    assert ("I finished wash the car", "done", {"task": "wash the car (#1)"}) in shots
-    assert all("<" not in request for request, _, _ in shots if "say" not in request)
+    tab = socket()
+    tab.send(action="send", message="hello there")
+    tab.until(FINAL)
+    first = backend.prompts[0]  # the decoder's prompt (the chat reply's comes next)
+    assert "- done: Mark the task with this id done" in first[0]["content"] and "- chat:" in first[0]["content"]
+    assert all("wash the car" not in m["content"] for m in first[:-1])  # the examples speak of sample rows
+    assert all(SAMPLE_ROWS[0]["name"] not in m["content"] for m in first[-1:])
+    last = first[-1]["content"]
+    assert last.index('#1 "wash the car"') < last.index('#2 "say \\"hi\\" <b>"') < last.index("Message: hello there")
+    add(runtime, "buy milk")
+    tab.send(action="send", message="and now?")
+    tab.until(FINAL)
+    second = backend.prompts[2]
+    assert second[:-1] == first[:-1]  # instructions, operations and examples: read once, then cached
+    assert second[-1]["content"].startswith(last.split("\nMessage:")[0])  # the rows it held are still first
 
 
 def test_chip_inserts_live_and_offers_undo(socket, runtime, backend):
-    backend.commands = [{"command": "add"}, {"name": "buy oat milk"}]
+    backend.commands = [{"command": "add", "name": "buy oat milk"}]
     tab = socket()
     tab.send(action="send", message="add a task to buy oat milk")
     final = tab.until(FINAL)
     assert "Added task 'buy oat milk' (#1)." in final and 'hx-post="/chat/undo/' in final
     event = runtime.db.query("SELECT actor, operation FROM events ORDER BY id DESC LIMIT 1")[0]
     assert event == {"actor": "llm", "operation": "tasks.insert"}
-    assert backend.schemas[0]["properties"]["command"]["enum"] == [
-        "delete", "add", "show", "reorder", "done", "rename", "chat", "help"]
+    assert verbs(backend.schemas[0]) == ["add", "show", "chat", "help"]  # with no rows yet, no verb that needs one
 
 
 def test_a_destructive_command_waits_for_a_click(socket, client, runtime, backend):
     add(runtime, "old junk")
-    backend.commands = [{"command": "delete"}, {"task": "old junk (#1)"}]
+    backend.commands = [{"command": "delete", "task": "old junk (#1)"}]
     tab = socket()
     tab.send(action="send", message="delete it")
     final = tab.until(FINAL)
@@ -78,7 +83,7 @@ def test_a_destructive_command_waits_for_a_click(socket, client, runtime, backen
 
 def propose_deleting(tab, backend, label: str) -> str:
     """Have Chip propose deleting a task; the confirm card's token."""
-    backend.commands = [{"command": "delete"}, {"task": label}]
+    backend.commands = [{"command": "delete", "task": label}]
     tab.send(action="send", message="delete it")
     return tab.until(FINAL).split('hx-post="/chat/confirm/')[1].split('"')[0]
 
@@ -130,7 +135,7 @@ def test_a_confirm_card_expires(socket, client, runtime, backend):
 
 def test_a_cancelled_proposal_changes_nothing(socket, client, runtime, backend):
     add(runtime, "keep me")
-    backend.commands = [{"command": "delete"}, {"task": "keep me (#1)"}]
+    backend.commands = [{"command": "delete", "task": "keep me (#1)"}]
     tab = socket()
     tab.send(action="send", message="remove keep me")
     token = tab.until(FINAL).split('hx-post="/chat/cancel/')[1].split('"')[0]
@@ -141,8 +146,8 @@ def test_a_cancelled_proposal_changes_nothing(socket, client, runtime, backend):
 
 def test_an_invalid_command_is_explained_and_a_repeat_refused(socket, runtime, backend):
     add(runtime, "a")
-    backend.commands = [{"command": "reorder"}, {"ids": [1, 1]},
-                        {"command": "add"}, {"name": "twice"}, {"command": "add"}, {"name": "twice"}]
+    backend.commands = [{"command": "reorder", "ids": [1, 1]},
+                        {"command": "add", "name": "twice"}, {"command": "add", "name": "twice"}]
     tab = socket()
     tab.send(action="send", message="put a twice")
     assert "I couldn't do that: The new order lists a task twice." in tab.until(FINAL)
@@ -154,7 +159,7 @@ def test_an_invalid_command_is_explained_and_a_repeat_refused(socket, runtime, b
 
 
 def test_the_undo_button_reverts_chips_change_in_every_tab(socket, client, runtime, backend):
-    backend.commands = [{"command": "add"}, {"name": "regret"}]
+    backend.commands = [{"command": "add", "name": "regret"}]
     tab = socket()
     tab.send(action="send", message="add regret")
     event_id = int(tab.until(FINAL).split('hx-post="/chat/undo/')[1].split('"')[0])
@@ -183,7 +188,7 @@ def test_slash_commands_need_no_model(socket, runtime, backend, message, reply, 
 
 
 def test_slash_undo_reverts_chips_last_change(socket, runtime, backend):
-    backend.commands = [{"command": "add"}, {"name": "oops"}]
+    backend.commands = [{"command": "add", "name": "oops"}]
     tab = socket()
     tab.send(action="send", message="add oops")
     tab.until(FINAL)
@@ -196,13 +201,13 @@ def test_chat_mode_never_acts_and_command_mode_always_does(socket, runtime, back
     tab = socket()
     tab.send(action="send", message="/chat")
     assert "Mode: <strong>chat</strong>" in tab.until(FINAL)
-    backend.commands = [{"command": "add"}, {"name": "should not happen"}]
+    backend.commands = [{"command": "add", "name": "should not happen"}]
     tab.send(action="send", message="add something")
     tab.until(FINAL)
     assert tasks(runtime) == [] and backend.schemas == []
     tab.send(action="send", message="/command add milk please")
     assert "Added task 'should not happen'" in tab.until(FINAL)
-    assert not {"chat", "help"} & set(backend.schemas[0]["properties"]["command"]["enum"])
+    assert not {"chat", "help"} & set(verbs(backend.schemas[0]))
     tab.send(action="send", message="/auto")
     assert "Mode: <strong>auto</strong>" in tab.until(FINAL)
     assert runtime.db.store["chat_mode"] == "auto"
@@ -232,13 +237,14 @@ def test_candidates_narrow_the_rows_a_message_can_mean(message, expected):
     assert [r["id"] for r in candidates(message, rows)] == expected
 
 
-def test_one_candidate_needs_no_second_question(socket, runtime, backend):
+def test_a_message_is_decoded_in_one_pass_narrowed_to_the_rows_it_names(socket, runtime, backend):
     add(runtime, "wash the car", "buy milk")
-    backend.commands = [{"command": "done"}]  # the model is asked only which operation
+    backend.commands = [{"command": "done", "task": "wash the car (#1)"}]
     tab = socket()
     tab.send(action="send", message="the car is washed")
     assert "Marked task 'wash the car' (#1) done" in tab.until(FINAL)
     assert len(backend.schemas) == 1
+    assert alternative(backend.schemas[0], "done")["task"]["enum"] == ["wash the car (#1)", "#1 wash the car"]
 
 
 def test_a_reorder_is_asked_as_one_move_and_becomes_the_new_order(runtime):
@@ -253,7 +259,7 @@ def test_a_reorder_is_asked_as_one_move_and_becomes_the_new_order(runtime):
 @pytest.mark.parametrize("answers, shown", [
     ([{"verb": "add"}], "did not fit the command schema"),
     ([{"command": "launch"}], "which is not one of"),
-    ([{"command": "done"}, {"task": "no such row"}], "did not fit the schema"),
+    ([{"command": "done", "task": "no such row"}], "did not fit the schema"),
 ])
 def test_a_model_answer_outside_the_schema_is_a_clear_failure(socket, runtime, backend, answers, shown):
     add(runtime, "a", "b")

@@ -171,7 +171,7 @@ def test_a_cross_site_get_of_a_run_does_not_steer_chip(client, socket, runtime, 
     store = runtime.db.query("SELECT * FROM store ORDER BY key")
     client.get(f"/apps/hello?run={other}", headers={"sec-fetch-site": "cross-site", "sec-fetch-dest": "image"})
     assert runtime.db.query("SELECT * FROM store ORDER BY key") == store
-    backend.commands = [{"command": "fill"}, {"value": "Ada"}]
+    backend.commands = [{"command": "fill", "value": "Ada"}]
     socket().send(action="send", message="fill in Ada", app="hello", run=mine)  # from the user's own tab
     wait_until(lambda: runtime.db.value("SELECT data FROM pipelines WHERE key = ?", (mine,)) != "{}", "the fill")
     assert runtime.db.value("SELECT data FROM pipelines WHERE key = ?", (other,)) == "{}"

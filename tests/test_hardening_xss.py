@@ -122,7 +122,7 @@ def test_hostile_chat_messages_and_llm_replies_stay_text(trap, open_page, live_s
 
 def test_hostile_names_chip_writes_and_lists_stay_text(trap, open_page, live_server, backend):
     chosen = PAYLOADS[::6]
-    backend.commands = [answer for _, payload in chosen for answer in ({"command": "add"}, {"name": payload})]
+    backend.commands = [{"command": "add", "name": payload} for _, payload in chosen]
     page = open_page()
     for count, (marker, _) in enumerate(chosen, start=1):  # Chip adds each one: an action card with Undo
         send(page, f"add the task I mean number {count}")

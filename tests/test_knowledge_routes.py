@@ -77,8 +77,8 @@ def test_a_question_gets_sources_that_are_stored_and_shown_after_a_reload(socket
            'docs/guide.md:5</a>'
     assert link in final
     prompt = backend.prompts[-1]
-    assert prompt[-1] == {"role": "user", "content": "How do I make coffee?"}
-    assert prompt[-2]["role"] == "system" and "[docs/guide.md:5] Brewing guide › Coffee" in prompt[-2]["content"]
+    assert prompt[-2] == {"role": "user", "content": "How do I make coffee?"}  # the excerpts come after it
+    assert prompt[-1]["role"] == "system" and "[docs/guide.md:5] Brewing guide › Coffee" in prompt[-1]["content"]
     stored = runtime.chat.conversations.messages(runtime.chat.conversations.current()["id"])[-1]
     assert json.loads(stored["sources"])[0] | {"title": ""} == {
         "path": "docs/guide.md", "line": 5, "end": 8, "title": "", "kind": "doc", "event_id": None}
@@ -143,6 +143,7 @@ def test_excerpts_give_way_before_the_conversation_when_the_window_is_tight(runt
     assert tight.knowledge == [] and "knowledge" not in tight.tokens
     assert "knowledge: docs/guide.md:5 (no room)" in tight.dropped
     assert tight.messages[-1] == {"role": "user", "content": "how do I make coffee?"}
+    assert roomy.messages[-2] == tight.messages[-1]  # in a roomy window the excerpts follow the question
 
 
 def test_the_search_box_finds_passages_as_well_as_apps(client):

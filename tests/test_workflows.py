@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import alternative, verbs
 from theseus.actions import NotFound, OperationError
-from theseus.chat.context import system_prompt
+from theseus.chat.context import state_heading
 from theseus.location import Location
 from theseus.workflows.cards import final_card_id, run_id, runs_list_id, step_card_id
 from theseus.workflows.engine import VALUE_LIMIT, Step, Workflow
@@ -161,10 +162,10 @@ def test_chip_says_each_step_line_once_when_the_step_opens(runtime):
                                    "Nice to meet you, Ada! I suggested a greeting; change it if you like."]
 
 
-def test_the_system_prompt_carries_the_run_and_the_current_steps_notes(runtime):
+def test_the_state_chip_reads_carries_the_run_and_the_current_steps_notes(runtime):
     key = start(runtime)
     submit(runtime, key, "step_01", "Ada")
-    prompt = system_prompt(runtime, location=Location("hello", key))  # a message from the run's page
+    prompt = state_heading(runtime, location=Location("hello", key))  # a message from the run's page
     assert f"## The user is in the Hello workflow, run {key}" in prompt and '1. Your name — done: "Ada"' in prompt
     assert "2. Greeting — the current step" in prompt
     assert "The user is now on step 2 of 2, “Greeting”. About this step: The second step suggests" in prompt
@@ -369,17 +370,16 @@ def test_a_step_not_open_yet_says_so(client, runtime):
 
 def test_chip_fills_the_current_step_of_the_run_the_tab_shows(socket, client, runtime, backend):
     key = start(runtime)
-    backend.commands = [{"command": "fill"}, {"value": "Ada"}]
+    backend.commands = [{"command": "fill", "value": "Ada"}]
     tab = socket()
     tab.send(action="send", message="my name is Ada, fill that in", app="hello", run=key)  # as the page sends it
     final = tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
     assert "Your name = Ada" in final
     assert data_of(runtime, key)["step_01"]["value"] == "Ada"
     assert runtime.db.query("SELECT actor FROM events ORDER BY id DESC LIMIT 1")[0]["actor"] == "llm"
-    choices = backend.schemas[0]["properties"]["command"]["enum"]
-    assert set(choices) == {"start", "delete", "fill", "chat", "help"}
-    assert backend.schemas[1]["properties"] == {"value": {"type": "string", "minLength": 1, "maxLength": 200}}
-    assert "The current step is 1: Your name." in backend.prompts[0][0]["content"]
+    assert set(verbs(backend.schemas[0])) == {"start", "delete", "fill", "chat", "help"}
+    assert alternative(backend.schemas[0], "fill") == {"value": {"type": "string", "minLength": 1, "maxLength": 200}}
+    assert "The current step is 1: Your name." in backend.prompts[0][-1]["content"]
 
 
 def test_chip_goes_back_and_finalizes_by_the_same_operations(socket, client, runtime, backend):
@@ -407,7 +407,7 @@ def test_chip_proposes_deleting_a_run_but_waits_for_the_click(socket, client, ru
 
 def test_each_tab_drives_the_run_it_shows(socket, client, runtime, backend):
     first, second = start(runtime), start(runtime)
-    backend.commands = [{"command": "fill"}, {"value": "Ada"}, {"command": "fill"}, {"value": "Grace"}]
+    backend.commands = [{"command": "fill", "value": "Ada"}, {"command": "fill", "value": "Grace"}]
     one, two = socket("one"), socket("two")
     one.send(action="send", message="my name is Ada", app="hello", run=first)
     one.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
@@ -415,7 +415,7 @@ def test_each_tab_drives_the_run_it_shows(socket, client, runtime, backend):
     two.until(r"Your name = Grace")
     assert data_of(runtime, first)["step_01"]["value"] == "Ada"
     assert data_of(runtime, second)["step_01"]["value"] == "Grace"
-    assert f"Open run: {second}." in backend.prompts[-2][0]["content"]  # the second message saw its own run
+    assert f"Open run: {second}." in backend.prompts[-1][-1]["content"]  # the second message saw its own run
 
 
 @pytest.mark.parametrize("where", [{}, {"app": "hello"}, {"app": "hello", "run": "home-hello-99"},
@@ -433,7 +433,7 @@ def test_a_message_from_elsewhere_never_drives_a_run(socket, runtime, backend, w
     tab = socket()
     tab.send(action="send", message="my name is Ada, fill that in", **where)
     tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
-    assert "fill" not in backend.schemas[0]["properties"]["command"]["enum"]  # no run of this tab to fill
+    assert "fill" not in verbs(backend.schemas[0])  # no run of this tab to fill
     assert data_of(runtime, key) == {}
 
 
@@ -443,7 +443,8 @@ def test_poke_from_a_run_page_sees_that_run(client, runtime, backend):
     assert 'hx-post="/poke" hx-include="#tab-location"' in page and f'name="run" value="{key}"' in page
     assert client.post("/poke", data={"app": "hello", "run": key}).status_code == 204
     wait_until(lambda: backend.prompts and not runtime.chat.streaming, "the nudge")
-    assert f"## The user is in the Hello workflow, run {key}" in backend.prompts[-1][0]["content"]
+    state = [m["content"] for m in backend.prompts[-1] if m["content"].startswith("The state now:")]
+    assert f"## The user is in the Hello workflow, run {key}" in state[-1]
 
 
 def test_a_select_step_gives_chip_its_choices(client, runtime):

@@ -101,10 +101,10 @@ def test_a_chat_message_drives_the_run_of_the_tab_it_was_sent_from(open_page, li
     one, two = new_run(first), new_run(second)
     first.reload()  # the newest tab opened last: its run is no page view's "last opened" run
     first.wait_for_function("document.body.dataset.live === 'open'")
-    backend.commands = [{"command": "fill"}, {"value": "Ada"}]
+    backend.commands = [{"command": "fill", "value": "Ada"}]
     send(first, "my name is Ada, fill that in")
     expect(card(first, one, "step_01")).to_have_class("step done")
-    backend.commands = [{"command": "fill"}, {"value": "Grace"}]
+    backend.commands = [{"command": "fill", "value": "Grace"}]
     send(second, "I'm Grace, put that in")
     expect(card(second, two, "step_01")).to_have_class("step done")
     for key, name in ((one, "Ada"), (two, "Grace")):

@@ -113,6 +113,21 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                                                       kind text, time text);
         ALTER TABLE messages ADD COLUMN sources TEXT NOT NULL DEFAULT '[]';
     """),
+    (7, "Chip's transcript: everything it read in a conversation, in order, append-only", """
+        CREATE TABLE transcript (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            mark TEXT,
+            message_id INTEGER REFERENCES messages(id) ON DELETE CASCADE
+        );
+        CREATE INDEX transcript_by_conversation ON transcript (conversation_id, id);
+        INSERT INTO transcript (conversation_id, kind, role, content, message_id)
+            SELECT conversation_id, 'message', role, content, id FROM messages ORDER BY id;
+        ALTER TABLE conversations ADD COLUMN context_start INTEGER NOT NULL DEFAULT 0;
+    """),
 ]
 
 

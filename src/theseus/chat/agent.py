@@ -24,7 +24,7 @@ from .commands import Command, decode_command, validate
 MODES = ("auto", "chat", "command")
 REPEAT_WINDOW = 120.0  # seconds in which Chip refuses to repeat its own identical command
 PROPOSAL_TTL = 600.0  # seconds a confirm card can be used
-RECENT_TURNS = 4  # conversation turns given to the decoder, so "delete it" finds "it"
+RECENT_TURNS = 2  # the last exchange, given to the decoder when a message refers back ("delete it")
 SLASH_HELP = """Commands that need no model:
 - `/add NAME`: add a task
 - `/done ID`: mark task ID done (or not done again)
@@ -101,13 +101,14 @@ class Agent:
     async def run_user(self, name: str, args: dict) -> Outcome:
         return await asyncio.to_thread(self.runtime.registry.execute, name, args, "user")
 
-    async def decide(self, text: str, recent: str, mode: str, location: Location = NOWHERE) -> Command:
+    async def decide(self, text: str, recent: str, mode: str, location: Location = NOWHERE,
+                     on_progress=None) -> Command:
         """The command a message from a tab at `location` asks for ("none" in chat mode or when it asks for
         nothing)."""
         if mode == "chat":
             return Command("none")
         return await decode_command(self.runtime, self.backend, text, recent=recent, must_act=mode == "command",
-                                    location=location)
+                                    location=location, on_progress=on_progress)
 
     async def act(self, command: Command, conversation_id: int) -> Reply:
         """Carry out a decoded command, or say why not; destructive ones wait for a click."""
@@ -204,7 +205,7 @@ def row_changed_since(db, table: str, row_id: int, event_id: int) -> bool:
 def recent_turns(messages: list[dict]) -> str:
     """The last few turns before the newest message, as lines for the decoder."""
     turns = messages[-RECENT_TURNS - 1:-1]
-    return "\n".join(f"{'User' if m['role'] == 'user' else 'Chip'}: {m['content'][:300]}" for m in turns)
+    return "\n".join(f"{'User' if m['role'] == 'user' else 'Chip'}: {m['content'][:200]}" for m in turns)
 
 
 def list_text(app, rows: list[dict]) -> str:

@@ -1,4 +1,11 @@
-"""Persisted conversations and their messages (user and assistant), with search and export."""
+"""Persisted conversations: their messages (user and assistant), and Chip's transcript of each.
+
+The transcript is everything Chip read in a conversation, in the order it
+happened: the messages, and the notes between them (app events, the state,
+looked-up excerpts). It only grows: Chip's context is its tail from the
+conversation's `context_start`, so each turn's prompt starts with the last
+one's, and the model's cache of it stays valid (chat/context.py).
+"""
 
 from __future__ import annotations
 
@@ -86,11 +93,32 @@ class Conversations:
             message = self.db.table("messages").insert(
                 {"conversation_id": conversation_id, "role": role, "content": content,
                  "status": status, "tokens": tokens, "time": now})
+            self.db.table("transcript").insert({"conversation_id": conversation_id, "kind": "message", "role": role,
+                                                "content": content, "message_id": message["id"]})
             changes = {"id": conversation_id, "updated": now}
             if role == "user" and conversation["title"] == DEFAULT_TITLE:
                 changes["title"] = " ".join(content.split())[:TITLE_LIMIT] or DEFAULT_TITLE
             self.db.table("conversations").update(changes)
         return message
+
+    def note(self, conversation_id: int, kind: str, content: str, *, role: str = "system",
+             mark: str | None = None) -> dict:
+        """Append a note Chip reads (not a message shown in the chat) to the conversation's transcript."""
+        with self.db.transaction():
+            return self.db.table("transcript").insert({"conversation_id": conversation_id, "kind": kind,
+                                                       "role": role, "content": content, "mark": mark})
+
+    def transcript(self, conversation_id: int) -> list[dict]:
+        """The transcript from where Chip's context starts, oldest first."""
+        return self.db.query("SELECT t.* FROM transcript t JOIN conversations c ON c.id = t.conversation_id "
+                             "WHERE t.conversation_id = ? AND t.id >= c.context_start ORDER BY t.id",
+                             (conversation_id,))
+
+    def set_context_start(self, conversation_id: int, entry_id: int) -> None:
+        """Leave the transcript before this entry out of Chip's context from now on."""
+        with self.db.transaction():
+            self.db.conn.execute("UPDATE conversations SET context_start = ? WHERE id = ?",
+                                 (entry_id, conversation_id))
 
     def export_markdown(self, conversation_id: int) -> str:
         conversation = self.require(conversation_id)

@@ -26,10 +26,10 @@ from ..llm.base import Backend, BackendError
 from ..location import NOWHERE, Location, note_app_opened
 from ..logs import log_safe
 from .agent import Agent, Reply, parse, recent_turns
-from .context import ContextTooLarge, build_context
+from .context import ContextTooLarge, build_context, catch_up
 from .conversations import Conversations
 from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, ConversationBar, Notice,
-                 StreamingBody, UndoCard, message_id, shows_text)
+                 ReadingBody, StreamingBody, UndoCard, message_id, shows_text)
 
 FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often, once it shows any text
 REPLY_LIMIT = 16_000  # characters of one streamed reply, whatever the backend: a model that never stops is cut here
@@ -123,6 +123,7 @@ class Chat:
         try:
             await asyncio.to_thread(note_app_opened, self.runtime, location)
             conversation_id = conversation_id or self.conversations.current()["id"]
+            set_aside = await asyncio.to_thread(catch_up, self.runtime, self.backend, conversation_id, location)
             if text is not None:
                 message = await asyncio.to_thread(self.conversations.add, conversation_id, "user", text)
                 self.publish(Appended(ChatMessage(message, indexed=self.indexed_paths)),
@@ -130,6 +131,9 @@ class Chat:
                              ConversationBar(self.conversations.require(conversation_id), hx_swap_oob="true"))
             self.publish(Appended(ChatMessage({"role": "assistant", "content": "…"}, key=key, streaming=True)),
                          ChatForm(streaming=True, hx_swap_oob="true"))
+            if set_aside:
+                self.publish(ReadingBody(key, f"My memory of this conversation was full, so I set aside its oldest "
+                                              f"{set_aside} entries and am re-reading the rest", 0.0))
             reply = await self.respond(conversation_id, key, text, location)
             if reply is None:
                 async for piece in self.stream(conversation_id, key, instruction="" if text else POKE,
@@ -172,11 +176,16 @@ class Chat:
             return Reply(f"Mode: **{mode}**. " + MODE_NOTES[mode])
         await self.until_stopped(self.ensure_ready(key))
         recent = recent_turns(self.conversations.messages(conversation_id))
-        command = await self.until_stopped(self.agent.decide(rest, recent, mode, location))
+        command = await self.until_stopped(self.agent.decide(rest, recent, mode, location,
+                                                             on_progress=self.reading(key, "Working out what you mean")))
         logger.info(f"chat: decoded {command.operation} {log_safe(command.args, 300)} ({mode} mode)")
         if command.is_none:
             return None
         return await self.agent.act(command, conversation_id)
+
+    def reading(self, key: str, what: str):
+        """A progress callback that shows, in the reply's place, how far the model got reading a long prompt."""
+        return lambda fraction: self.publish(ReadingBody(key, what, fraction))
 
     async def until_stopped(self, work):
         """Await work, unless Stop is pressed first: then cancel it and raise Stopped (a hung model never
@@ -201,11 +210,11 @@ class Chat:
         """Stream Chip's reply to every tab; store it when complete or stopped."""
         text, started = "", time.perf_counter()
         await self.ensure_ready(key)
-        context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
-                                          instruction=instruction, location=location)
+        context = await asyncio.to_thread(self.prepare, conversation_id, instruction, location)
         flushed, shown, cut = 0.0, False, False
         async with aclosing(self.backend.stream_chat(
-                context.messages, temperature=self.runtime.config.temperature, cancel=self.cancel)) as stream:
+                context.messages, temperature=self.runtime.config.temperature, cancel=self.cancel,
+                on_progress=self.reading(key, "Reading"))) as stream:
             async for piece in stream:
                 cut = len(text) + len(piece) > REPLY_LIMIT
                 if cut:
@@ -223,6 +232,17 @@ class Chat:
         self.finish(conversation_id, key, text, stopped, context.sources)
         logger.info(f"chat: reply of {len(text)} characters in {time.perf_counter() - started:.1f} s"
                     + (" (stopped)" if stopped else " (cut)" if cut else ""))
+
+    def prepare(self, conversation_id: int, instruction: str, location: Location):
+        """The context for a reply; what it adds to the transcript (excerpts, a Poke) is stored, so the next
+        turn's context starts the same way."""
+        context = build_context(self.runtime, self.backend, conversation_id, instruction=instruction,
+                                location=location)
+        for entry in context.unstored:
+            self.conversations.note(conversation_id, entry["kind"], entry["content"], role=entry["role"])
+        if context.start is not None:
+            self.conversations.set_context_start(conversation_id, context.start)
+        return context
 
     def announce(self, text: str) -> dict:
         """Chip says a scripted line (e.g. a workflow step's message) in the current conversation."""

@@ -6,7 +6,7 @@ import re
 from urllib.parse import urlencode
 
 from fasthtml.common import (A, Article, Aside, Button, Details, Div, Footer, Form, Header, Input, Li, NotStr, P,
-                             Small, Span, Strong, Summary, Textarea, Ul, to_xml)
+                             Progress, Small, Span, Strong, Summary, Textarea, Ul, to_xml)
 
 from ..knowledge.recall import stored_sources
 from ..knowledge.viewer import source_url
@@ -75,6 +75,13 @@ def Appended(component):
 def StreamingBody(key: str, text: str, indexed: IndexedPaths | None = None):
     """The growing reply, rendered as markdown (and sanitized) so far."""
     return Div(NotStr(render_markdown(text, indexed)), id=body_id(key), cls="body", hx_swap_oob="true")
+
+
+def ReadingBody(key: str, what: str, fraction: float):
+    """The reply's place while the model reads a long prompt: what it reads, and how far it got."""
+    percent = round(100 * max(0.0, min(1.0, fraction)))
+    return Div(P(Small(f"{what}… {percent}%"), Progress(value=percent, max=100)), id=body_id(key),
+               cls="body reading", hx_swap_oob="true")
 
 
 def UndoCard(event_id: int, **attrs):

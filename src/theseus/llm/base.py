@@ -6,7 +6,7 @@ import abc
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 STATES = ("idle", "assembling", "loading", "ready", "error", "unreachable")
@@ -59,12 +59,17 @@ class Backend(abc.ABC):
         max_tokens: int = 512,
         temperature: float = 0.7,
         cancel: asyncio.Event | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> AsyncIterator[str]:
-        """Yield pieces of the assistant's reply as they arrive; stop when cancel is set."""
+        """Yield pieces of the assistant's reply as they arrive; stop when cancel is set.
+
+        A backend that reads the prompt itself calls on_progress(fraction) while a long prompt is read.
+        """
 
     @abc.abstractmethod
     async def complete_json(
-        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0,
+        on_progress: Callable[[float], None] | None = None,
     ) -> str:
         """Return the model's reply as JSON text constrained to the JSON schema."""
 

@@ -1,5 +1,10 @@
 """llama.cpp in-process, through llama-cpp-python: no server, no network.
 
+Two llama.cpp contexts share the (memory-mapped) weights: one for the chat,
+one for decoding commands, so each keeps its own prompt cached
+(`prompt_cache.PromptCache`: a prompt costs only its new tokens, and the cache
+survives a restart). A long read reports its progress through `on_progress`.
+
 All llama.cpp work (assembling, loading, generating) runs on one worker thread
 owned by the backend. That single-worker executor is the lock: jobs run one at
 a time in the order they were asked for, and a generation asked for while the
@@ -19,6 +24,8 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from loguru import logger
+
 from .base import (
     Backend,
     BackendError,
@@ -28,8 +35,10 @@ from .base import (
     check_messages,
 )
 from .models import DEFAULT_MODEL, ModelSpec, ensure_model, resolve_model_path
+from .prompt_cache import PromptCache, Stopped
 
 _END = object()
+REPEAT_PENALTY = 1.1  # what llama-cpp-python's chat completion used: at temperature 0 it keeps replies from looping
 
 
 class EmbeddedBackend(Backend):
@@ -45,8 +54,10 @@ class EmbeddedBackend(Backend):
         spec: ModelSpec = DEFAULT_MODEL,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        state_dir: Path | None = None,
     ):
         self.models_dir = Path(models_dir)
+        self.state_dir = Path(state_dir) if state_dir else None  # where prompt states outlive a restart
         self.model_path = Path(model_path) if model_path else None
         self.spec = spec
         self.model = self.model_path.stem if self.model_path else spec.name
@@ -54,8 +65,9 @@ class EmbeddedBackend(Backend):
         self.n_threads = n_threads or default_threads()
         self.load_seconds: float | None = None
         self._status = BackendStatus("idle", "The model has not been loaded yet")
-        self._llama = None
-        self._decoder = None
+        self._llama = None  # the chat's context (also the tokenizer)
+        self._chat: PromptCache | None = None
+        self._decoder: PromptCache | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="theseus-llm")
         self._loaded: Future | None = None
         self._running: set[threading.Event] = set()
@@ -91,15 +103,18 @@ class EmbeddedBackend(Backend):
         max_tokens: int = 512,
         temperature: float = 0.7,
         cancel: asyncio.Event | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> AsyncIterator[str]:
-        """Yield reply pieces as llama.cpp generates them; stop within a token of cancel."""
+        """Yield reply pieces as llama.cpp generates them; stop within a token (or a read chunk) of cancel."""
         check_messages(messages)
         await self.start()
         queue: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
-        emit = _emitter(asyncio.get_running_loop(), queue, stop)
+        loop = asyncio.get_running_loop()
+        emit = _emitter(loop, queue, stop)
         relay = asyncio.ensure_future(_relay_cancel(cancel, stop, queue)) if cancel else None
-        job = self._worker.submit(self._generate, messages, max_tokens, temperature, stop, emit)
+        job = self._worker.submit(self._generate, messages, max_tokens, temperature, stop, emit,
+                                  _in_loop(loop, on_progress))
         self._running.add(stop)
         try:
             while (item := await queue.get()) is not _END:
@@ -116,12 +131,14 @@ class EmbeddedBackend(Backend):
                 relay.cancel()
 
     async def complete_json(
-        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0,
+        on_progress: Callable[[float], None] | None = None,
     ) -> str:
         """Return JSON text decoded under a llama.cpp grammar built from the schema."""
         check_messages(messages)
         await self.start()
-        job = self._worker.submit(self._complete_json, messages, schema, max_tokens, temperature)
+        job = self._worker.submit(self._complete_json, messages, schema, max_tokens, temperature,
+                                  _in_loop(asyncio.get_running_loop(), on_progress))
         try:
             return await asyncio.wrap_future(job)
         except BackendError:
@@ -157,11 +174,12 @@ class EmbeddedBackend(Backend):
             self._status = BackendStatus("loading", f"Loading {self.model}", None)
             started = time.perf_counter()
             self._llama = _load_llama(path, self.n_ctx, self.n_threads)
-            # A second context over the same (memory-mapped) weights for complete_json: each keeps
-            # its own prompt cache, so decoding a command does not evict the chat's cached prompt.
-            self._decoder = _load_llama(path, self.n_ctx, self.n_threads)
+            self._chat = PromptCache(self._llama, "chat", self.state_dir, path)
+            self._decoder = PromptCache(_load_llama(path, self.n_ctx, self.n_threads), "decoder", self.state_dir, path)
+            warm = {cache.role: cache.restore() for cache in (self._chat, self._decoder)}
             self.load_seconds = time.perf_counter() - started
             detail = f"{self.model} loaded in {self.load_seconds:.1f} s"
+            logger.info(f"llm: {detail}; saved prompt states read back: {warm} tokens")
             self._status = BackendStatus("ready", detail, 1.0)
         except Exception as e:  # any failure must end in "error", never a stuck "loading"
             self._status = BackendStatus("error", f"Could not load the model: {e}")
@@ -174,36 +192,57 @@ class EmbeddedBackend(Backend):
     def _progress(self, phase: str, fraction: float) -> None:
         self._status = BackendStatus("assembling", f"{phase} {self.model}", fraction)
 
-    def _generate(self, messages, max_tokens, temperature, stop, emit) -> None:
+    def _generate(self, messages, max_tokens, temperature, stop, emit, progress) -> None:
+        started, pieces, first = time.perf_counter(), 0, None
         try:
             if stop.is_set():
                 return
-            chunks = self._require_llama().create_chat_completion(
-                messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True
-            )
+            self._require_llama()
+            cache = self._chat
+            tokens = cache.tokens(messages)
+            reading = cache.read(tokens, progress, stop)
+            chunks = cache.llama.create_completion(prompt=tokens, max_tokens=_room(cache, tokens, max_tokens),
+                                                   temperature=temperature, repeat_penalty=REPEAT_PENALTY,
+                                                   stream=True)
             try:
                 for chunk in chunks:
                     if stop.is_set():
                         break
-                    if piece := chunk["choices"][0]["delta"].get("content"):
+                    if piece := chunk["choices"][0]["text"]:
+                        first = first or time.perf_counter() - started
+                        pieces += 1
                         emit(piece)
             finally:
                 chunks.close()
+            _log_reading(cache, reading, first, pieces, time.perf_counter() - started)
+            cache.save()
+        except Stopped:
+            pass
         except Exception as e:
             emit(e)
         finally:
             emit(_END)
 
-    def _complete_json(self, messages, schema, max_tokens, temperature) -> str:
+    def _complete_json(self, messages, schema, max_tokens, temperature, progress) -> str:
+        started = time.perf_counter()
         self._require_llama()
-        llama = self._decoder
+        cache = self._decoder
         grammar = _grammar(schema)
-        result = llama.create_chat_completion(
-            messages=messages, max_tokens=max_tokens, temperature=temperature, grammar=grammar
-        )
+        tokens = cache.tokens(messages)
+        reading = cache.read(tokens, progress)
+        result = cache.llama.create_completion(prompt=tokens, max_tokens=_room(cache, tokens, max_tokens),
+                                               temperature=temperature, repeat_penalty=REPEAT_PENALTY,
+                                               grammar=grammar)
         choice = result["choices"][0]
-        text = choice["message"]["content"] or ""
+        text = choice["text"] or ""
+        _log_reading(cache, reading, None, result["usage"]["completion_tokens"], time.perf_counter() - started)
+        cache.save()
         return check_json_output(self, text, truncated=choice.get("finish_reason") == "length")
+
+    def reading(self, role: str):
+        """What the last prompt of the chat or decoder context cost (a `Reading`), or None."""
+        cache = {"chat": self._chat, "decoder": self._decoder}[role]
+        return cache.last if cache else None
 
     def _require_llama(self):
         if self._llama is None:
@@ -212,10 +251,10 @@ class EmbeddedBackend(Backend):
         return self._llama
 
     def _unload(self) -> None:
-        for llama in (self._llama, self._decoder):
-            if llama is not None:
-                llama.close()
-        self._llama = self._decoder = None
+        for cache in (self._chat, self._decoder):
+            if cache is not None:
+                cache.llama.close()
+        self._llama = self._chat = self._decoder = None
 
 
 def default_threads() -> int:
@@ -227,6 +266,21 @@ def _load_llama(path: Path, n_ctx: int, n_threads: int):
     from llama_cpp import Llama  # imported on the worker thread: it takes a moment
 
     return Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+
+
+def _room(cache: PromptCache, tokens: list[int], max_tokens: int) -> int:
+    """max_tokens, or less where the window has less room left after the prompt."""
+    room = cache.llama.n_ctx() - len(tokens)
+    if room <= 0:
+        raise BackendError(f"The prompt ({len(tokens)} tokens) does not fit the model's window ({cache.llama.n_ctx()})")
+    return min(max_tokens, room)
+
+
+def _log_reading(cache: PromptCache, reading, first: float | None, generated: int, seconds: float) -> None:
+    """One line per job: what the prompt cost, when the first piece came, how much was generated."""
+    first_text = f"; first piece at {first:.2f} s" if first is not None else ""
+    logger.info(f"llm: {cache.role} read {reading.new} new tokens ({reading.cached} cached) in "
+                f"{reading.seconds:.2f} s{first_text}; {generated} generated; {seconds:.2f} s in all")
 
 
 def _grammar(schema: dict):
@@ -254,6 +308,20 @@ def grammar_text(schema: dict) -> str:
     converter = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     converter.visit(converter.resolve_refs(json.loads(json.dumps(schema)), "stdin"), "")
     return converter.format_grammar()
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop, callback: Callable | None) -> Callable | None:
+    """callback, called from the worker thread but run in the event loop (None stays None)."""
+    if callback is None:
+        return None
+
+    def call(*args) -> None:
+        try:
+            loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the event loop is gone
+            pass
+
+    return call
 
 
 def _emitter(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue, stop: threading.Event) -> Callable:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 from .base import BackendError, BackendStatus, check_json_output, check_messages
@@ -43,6 +43,7 @@ class OllamaBackend(RemoteBackend):
         max_tokens: int = 512,
         temperature: float = 0.7,
         cancel: asyncio.Event | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> AsyncIterator[str]:
         """Yield reply pieces from /api/chat as Ollama streams them."""
         body = self._body(messages, max_tokens, temperature, stream=True)
@@ -60,7 +61,8 @@ class OllamaBackend(RemoteBackend):
             raise BackendError(f"Ollama at {self.base_url} closed the stream before it was done")
 
     async def complete_json(
-        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0,
+        on_progress: Callable[[float], None] | None = None,
     ) -> str:
         """Return JSON text from /api/chat with `format` set to the schema."""
         body = self._body(messages, max_tokens, temperature, stream=False) | {"format": schema}

@@ -5,7 +5,7 @@ SSE streaming from /chat/completions, models from /models.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 from .base import BackendError, BackendStatus, check_json_output, check_messages
@@ -46,6 +46,7 @@ class OpenAICompatBackend(RemoteBackend):
         max_tokens: int = 512,
         temperature: float = 0.7,
         cancel: asyncio.Event | None = None,
+        on_progress: Callable[[float], None] | None = None,
     ) -> AsyncIterator[str]:
         """Yield reply pieces from the server-sent events of /chat/completions."""
         if not self.model:
@@ -67,7 +68,8 @@ class OpenAICompatBackend(RemoteBackend):
             raise BackendError(f"The server at {self.base_url} closed the stream before [DONE]")
 
     async def complete_json(
-        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0
+        self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0,
+        on_progress: Callable[[float], None] | None = None,
     ) -> str:
         """Return JSON text constrained by response_format (json_schema, else json_object)."""
         if not self.model:

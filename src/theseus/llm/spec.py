@@ -45,7 +45,7 @@ def make_backend(config: Config) -> Backend:
     """Build the backend that config.llm names (not started yet)."""
     spec = parse_spec(config.llm)
     if spec.kind == "embedded":
-        return EmbeddedBackend(config.model_dir, model_path=spec.model or None)
+        return EmbeddedBackend(config.model_dir, model_path=spec.model or None, state_dir=config.data_dir / "states")
     if spec.kind == "ollama":
         return OllamaBackend(spec.model, spec.url)
     return OpenAICompatBackend(spec.url, spec.model, api_key=config.extra.get("llm_api_key"))
