@@ -32,6 +32,7 @@ class ScriptedBackend(Backend):
         self.delay, self.fail = delay, fail
         self.prompts: list[list[dict]] = []
         self.chat_prompts: list[list[dict]] = []  # the prompts of chat replies only
+        self.warmed: list[tuple[str, list[dict]]] = []  # (role, messages) read ahead
         self.progress: list[float] = []  # fractions reported through on_progress before a reply's first piece
         self.schemas: list[dict] = []
         self.temperatures: list[float] = []  # of each chat reply
@@ -71,6 +72,9 @@ class ScriptedBackend(Backend):
             raise self.fail
         self.schemas.append(schema)
         return json.dumps(self.commands.pop(0) if self.commands else {"command": "chat"})
+
+    async def warm(self, messages, role="chat") -> None:
+        self.warmed.append((role, messages))
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)

@@ -51,10 +51,10 @@ def test_news_enters_as_new_messages_after_what_chip_read(runtime, backend):
 def test_a_new_place_brings_a_new_state_note_and_leaves_the_old_one(runtime, backend, move):
     cid = runtime.chat.conversations.current()["id"]
     catch_up(runtime, backend, cid, TASKS)
-    before = build_context(runtime, backend, cid).messages
+    before = build_context(runtime, backend, cid, location=TASKS).messages
     location = move(runtime)
     catch_up(runtime, backend, cid, location)
-    after = build_context(runtime, backend, cid).messages
+    after = build_context(runtime, backend, cid, location=location).messages
     assert after[:len(before)] == before and after[-1]["content"].startswith("The state now:")
     assert after[-1]["content"] != before[-1]["content"]
 
@@ -114,3 +114,18 @@ def test_the_reply_place_shows_how_far_a_long_read_got(socket, backend):
     half = tab.until("Reading… 50%")
     assert '<progress value="50" max="100"></progress>' in half and 'id="message-s1-body"' in half
     tab.until(FINAL)
+
+
+def test_at_start_chip_reads_ahead_exactly_what_the_next_turn_starts_with(socket, runtime, backend):
+    import asyncio
+    runtime.registry.execute("tasks.insert", {"name": "wash the car"})
+    runtime.chat.conversations.add(runtime.chat.conversations.current()["id"], "user", "earlier words")
+    runtime.db.store["last_app"] = "tasks"
+    asyncio.run(runtime.chat.warm())
+    (chat_role, chat), (decoder_role, decoder) = backend.warmed[-2:]  # (the app read ahead at start too)
+    assert (chat_role, decoder_role) == ("chat", "decoder")
+    tab = socket()
+    tab.send(action="send", message="hello", app="tasks")
+    tab.until(FINAL)
+    assert backend.prompts[0][:len(decoder)] == decoder and len(backend.prompts[0]) == len(decoder) + 1
+    assert backend.chat_prompts[0][:len(chat)] == chat and chat[-1]["content"].startswith("The state now:")

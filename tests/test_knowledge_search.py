@@ -132,6 +132,9 @@ def test_a_failing_embedder_falls_back_to_full_text(knowledge):
     ("what did I do yesterday?", ("event",)),
     ("What happened on Monday", ("event",)),
     ("thanks!", None),
+    ("hi Chip, what can you do?", None),  # the crash course answers it; nothing to read
+    ("are you running on my machine?", None),
+    ("what does the Poke button do?", ("doc", "code")),
     ("add buy milk", None),
     ("/add milk", None),
 ])

@@ -4,11 +4,13 @@ counts tokens with the model's tokenizer, and never blocks the event loop."""
 import asyncio
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 
 from theseus.llm import BackendError, BackendUnavailable, EmbeddedBackend
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = {"type": "object", "properties": {"op": {"enum": ["add", "none"]}}, "required": ["op"]}
 STORY = [
     {"role": "system", "content": "You are Chip, a helpful assistant."},
@@ -63,7 +65,7 @@ def test_streams_pieces(backend):
 def count_pieces_drawn(backend) -> list[int]:
     """Count, per generation, the pieces the worker draws from llama.cpp: the work a cancel must cut short."""
     llama, drawn = backend._llama, []
-    original = llama.create_chat_completion
+    original = llama.create_completion
 
     def counting(*args, **kwargs):
         drawn.append(0)
@@ -72,7 +74,7 @@ def count_pieces_drawn(backend) -> list[int]:
             drawn[index] += 1
             yield chunk
 
-    llama.create_chat_completion = counting
+    llama.create_completion = counting
     return drawn
 
 
@@ -96,7 +98,7 @@ def test_cancel_stops_promptly_and_frees_the_model(backend):
     try:
         asyncio.run(scenario())
     finally:
-        del backend._llama.create_chat_completion
+        del backend._llama.create_completion
     # 3 pieces and the few the worker ran ahead before the cancel reached it, not the 400 asked for
     assert len(drawn) == 2 and drawn[0] <= 20, drawn
 
@@ -209,3 +211,49 @@ def test_bad_messages_are_refused(tmp_path):
     with pytest.raises(BackendError, match="role"):
         asyncio.run(collect(backend.stream_chat([{"role": "robot", "content": "hi"}])))
     assert backend.status().state == "idle"  # refused before anything was loaded
+
+
+@pytest.mark.model
+def test_a_saved_prompt_state_makes_the_first_prompt_after_a_restart_warm(real_model, shared_models_dir, tmp_path):
+    """Each context's state is saved after a job and read back at the next start: only new tokens are read."""
+    system = {"role": "system", "content": (REPO_ROOT / "docs" / "crash-course.md").read_text()}
+    first_turn = [system, {"role": "user", "content": "Say hi."}]
+
+    async def reply(backend, messages):
+        return "".join([piece async for piece in backend.stream_chat(messages, max_tokens=8, temperature=0)])
+
+    async def scenario():
+        before = EmbeddedBackend(shared_models_dir, state_dir=tmp_path)
+        said = await reply(before, first_turn)
+        cold = before.reading("chat")
+        await before.close()
+        after = EmbeddedBackend(shared_models_dir, state_dir=tmp_path)
+        await after.warm(first_turn)  # what it holds already is not read again
+        assert after.reading("chat") is None
+        await reply(after, first_turn + [{"role": "assistant", "content": said}, {"role": "user", "content": "Bye."}])
+        warm = after.reading("chat")
+        await after.close()
+        return cold, warm
+
+    cold, warm = asyncio.run(scenario())
+    assert cold.cached == 0 and cold.new > 400  # the crash course, read once
+    assert warm.cached >= cold.new and warm.new < 30  # after the restart: only the new turn
+    assert [p.name.split(".", 1)[1] for p in sorted(tmp_path.iterdir())] == ["chat.kv"]
+
+
+@pytest.mark.model
+def test_a_damaged_saved_state_is_read_afresh(real_model, shared_models_dir, tmp_path):
+    async def scenario():
+        backend = EmbeddedBackend(shared_models_dir, state_dir=tmp_path)
+        await backend.wait_ready(60)
+        path = backend._chat.state_path
+        await backend.close()
+        path.write_bytes(b"not a llama state")
+        backend = EmbeddedBackend(shared_models_dir, state_dir=tmp_path)
+        pieces = [p async for p in backend.stream_chat([{"role": "user", "content": "Say hi."}], max_tokens=4)]
+        reading = backend.reading("chat")
+        await backend.close()
+        return pieces, reading
+
+    pieces, reading = asyncio.run(scenario())
+    assert pieces and reading.cached == 0

@@ -228,6 +228,16 @@ async def decode(backend: Backend, messages: list[dict], alternatives: dict[str,
     return verb, answer
 
 
+def decoder_prefix(app, ops: dict[str, Operation]) -> list[dict]:
+    """The decoder's prompt before the message: instructions, operations, examples (the same for every state)."""
+    if hasattr(app, "command_state"):
+        shots = [s for s in app.command_examples() if s[1] in ops or s[1] in TALK]
+        return [instructions(f"the {app.display_name} workflow", ops),
+                *few_shot(shots, f"Open run: {app.name}-01. The current step is 1.")]
+    shots = [s for s in examples(app) if s[1] in ops or s[1] in TALK]
+    return [instructions(f"the {app.display_name} app", ops), *few_shot(shots, rows_text(app, SAMPLE_ROWS), SAMPLE_ROWS)]
+
+
 async def decode_command(runtime, backend: Backend, request: str, *, recent: str = "",
                          must_act: bool = False, location: Location = NOWHERE, on_progress=None) -> Command:
     """Decode the command a message from a tab at `location` asks for (possibly "none"); BackendError if the
@@ -238,9 +248,7 @@ async def decode_command(runtime, backend: Backend, request: str, *, recent: str
         return await decode_step_command(app, ops, backend, request, recent=recent, must_act=must_act,
                                          location=location, on_progress=on_progress)
     rows = app.rows(limit=STATE_ROWS)
-    shots = [s for s in examples(app) if s[1] in ops or s[1] in TALK]
-    prompt = [instructions(f"the {app.display_name} app", ops),
-              *few_shot(shots, rows_text(app, SAMPLE_ROWS), SAMPLE_ROWS),
+    prompt = [*decoder_prefix(app, ops),
               {"role": "user", "content": request_text(request, rows_text(app, rows), recent, rows)}]
     mentioned = candidates(request, rows)
     alternatives = {verb: schema_properties(op, mentioned) for verb, op in ops.items()
@@ -267,9 +275,7 @@ async def decode_step_command(app, ops: dict[str, Operation], backend: Backend, 
                               recent: str = "", must_act: bool = False, location: Location = NOWHERE,
                               on_progress=None) -> Command:
     """A command for the tab's workflow: the app names the run and step; the model picks the verb and value."""
-    shots = [s for s in app.command_examples() if s[1] in ops or s[1] in TALK]
-    prompt = [instructions(f"the {app.display_name} workflow", ops),
-              *few_shot(shots, f"Open run: {app.name}-01. The current step is 1."),
+    prompt = [*decoder_prefix(app, ops),
               {"role": "user", "content": request_text(request, app.command_state(location), recent)}]
     sensible = app.command_verbs(location)
     alternatives = {verb: app.command_schema(op, location)["properties"] for verb, op in ops.items()

@@ -55,7 +55,8 @@ class Context:
     recall: Recall | None = None  # what was looked up for the newest message, and why (or why not)
     knowledge: list = field(default_factory=list)  # the hits whose excerpts entered the context
     sources: list[dict] = field(default_factory=list)  # the same, as the reply stores them
-    unstored: list[dict] = field(default_factory=list)  # entries in the messages not in the transcript yet
+    entries: list[dict] = field(default_factory=list)  # the messages after the prefix, as transcript entries
+    unstored: list[dict] = field(default_factory=list)  # those of them not in the transcript yet
     start: int | None = None  # the first transcript entry kept, when the window forced more out
 
     @property
@@ -200,8 +201,8 @@ def build_context(runtime, backend, conversation_id: int, *, instruction: str = 
     system = prefix(runtime)
     context = Context([], window - reply_tokens, {"system": count(system["content"])})
     entries = Conversations(runtime.db).transcript(conversation_id)
+    entries += news(runtime, conversation_id, location, entries)  # none in a turn: catch_up stored them
     if pending:
-        entries += news(runtime, conversation_id, location, entries)
         entries.append({"kind": "message", "role": "user", "content": pending, "mark": None})
     newest = entries[-1] if entries else None
     asks = newest is not None and newest["role"] == "user" and newest["kind"] == "message" and not instruction
@@ -213,7 +214,8 @@ def build_context(runtime, backend, conversation_id: int, *, instruction: str = 
     added = [e for e in added if e]
     context.unstored = [e for e in entries if "id" not in e] + added
     entries = fit(context, entries, count, context.budget - sum(count(e["content"]) + 4 for e in added))
-    context.messages = [system] + [{"role": e["role"], "content": e["content"]} for e in entries + added]
+    context.entries = entries + added
+    context.messages = [system] + [{"role": e["role"], "content": e["content"]} for e in context.entries]
     for kind, label in (("message", "conversation"), ("events", "events"), ("state", "state"),
                         ("knowledge", "knowledge"), ("poke", "instruction")):
         tokens = sum(count(e["content"]) for e in entries + added if e["kind"] == kind)
@@ -227,15 +229,16 @@ def build_context(runtime, backend, conversation_id: int, *, instruction: str = 
 def fit(context: Context, entries: list[dict], count, room: int) -> list[dict]:
     """The newest entries that fit `room` with the prefix (whole entries; the newest message must fit)."""
     used, kept = context.tokens["system"], []
-    for position, entry in enumerate(reversed(entries)):
-        cost = count(entry["content"]) + 4
+    newest_message = max((i for i, e in enumerate(entries) if e["kind"] == "message" and e["role"] == "user"),
+                         default=-1)
+    for position in range(len(entries) - 1, -1, -1):
+        cost = count(entries[position]["content"]) + 4
         if used + cost > room:
-            if position == 0 and entry["role"] == "user":
+            if position >= newest_message >= 0:
                 raise ContextTooLarge("That message is too long for the model's context; please shorten it.")
-            gone = entries[:len(entries) - position]
-            context.dropped += [f"{e['role']}: {e['content'][:40]!r}" for e in gone]
-            context.start = next((e["id"] for e in entries[len(gone):] if "id" in e), None)
+            context.dropped += [f"{e['role']}: {e['content'][:40]!r}" for e in entries[:position + 1]]
+            context.start = next((e["id"] for e in entries[position + 1:] if "id" in e), None)
             break
-        kept.insert(0, entry)
+        kept.insert(0, entries[position])
         used += cost
     return kept

@@ -26,6 +26,7 @@ from ..llm.base import Backend, BackendError
 from ..location import NOWHERE, Location, note_app_opened
 from ..logs import log_safe
 from .agent import Agent, Reply, parse, recent_turns
+from .commands import act_on, decoder_prefix, operations
 from .context import ContextTooLarge, build_context, catch_up
 from .conversations import Conversations
 from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, ConversationBar, Notice,
@@ -243,6 +244,22 @@ class Chat:
         if context.start is not None:
             self.conversations.set_context_start(conversation_id, context.start)
         return context
+
+    async def warm(self) -> None:
+        """Once the model is up, read ahead what the next turn starts with: the chat's prefix and the current
+        conversation, and the decoder's prefix for the app opened last. With saved prompt states there is
+        little or nothing left to read; without (a first start), the first message no longer pays for it."""
+        try:
+            await self.backend.wait_ready(READY_TIMEOUT)
+            location = Location(self.runtime.db.store.get("last_app", ""))
+            conversation_id = self.conversations.current()["id"]
+            context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
+                                              location=location)
+            await self.backend.warm(context.messages, "chat")
+            app = act_on(self.runtime, location)
+            await self.backend.warm(decoder_prefix(app, operations(self.runtime, app)), "decoder")
+        except (BackendError, ContextTooLarge) as error:
+            logger.info(f"chat: nothing read ahead ({error})")
 
     def announce(self, text: str) -> dict:
         """Chip says a scripted line (e.g. a workflow step's message) in the current conversation."""

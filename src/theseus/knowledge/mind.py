@@ -4,8 +4,9 @@ The page (/chip/context) and `theseus context` both build the real context
 (the same `build_context` a chat turn uses) for the current conversation plus
 an optional message that is not sent, and show: the token count of each part
 against the budget, what was looked up and why, the retrieved excerpts with
-their scores (and which did not fit), the system prompt, the conversation with
-its event notes, and what was dropped.
+their scores (and which did not fit), the prefix, the transcript (messages,
+action and state notes, excerpts; what the next turn adds is marked new), and
+what was dropped.
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ def HitTable(context: Context):
 
 
 def MessageList(context: Context):
-    """Every message the model gets, in order, each with its role and token count."""
-    return Ul(*[Li(Details(Summary(f"{m['role']} · {len(m['content']):,} characters"), Pre(m["content"])))
-                for m in context.messages[1:]], id="context-messages")
+    """Every message after the prefix, in order, each with its kind, role and size; what this turn adds last."""
+    return Ul(*[Li(Details(Summary(f"{e['kind']} · {e['role']} · {len(e['content']):,} characters"
+                                   + ("" if "id" in e else " · new")), Pre(e["content"])))
+                for e in context.entries], id="context-messages")
 
 
 def ContextPage(context: Context | None, message: str = "", error: str = "", location: Location = NOWHERE):
@@ -79,8 +81,9 @@ def ContextPage(context: Context | None, message: str = "", error: str = "", loc
     parts = [P(error, cls="error", role="alert")] if error else [
         H2("Token budget"), TokenTable(context),
         H2("Looked up"), P(lookup_line(context), id="context-lookup"), HitTable(context),
-        H2("System prompt"), Pre(context.messages[0]["content"], id="context-system"),
-        H2("Conversation, events and excerpts"), MessageList(context),
+        H2("Prefix (the same every turn, so the model keeps it read)"),
+        Pre(context.messages[0]["content"], id="context-system"),
+        H2("Transcript: messages, actions, state and excerpts, in the order Chip read them"), MessageList(context),
         H2("Dropped"), Ul(*[Li(d) for d in context.dropped], id="context-dropped") if context.dropped
         else P("Nothing was dropped.", id="context-dropped")]
     return Html(Head(Title("Chip's context · Theseus"), *Headers()),

@@ -1,8 +1,10 @@
 """When Chip looks something up for a message, what it searches, and how the finds read in its context.
 
-A cheap, visible rule decides, not a model call: a question (a "?", or a
-question or how-to word), a request to explain, or a word about code or docs
-searches the docs and the source; a question about past activity ("what did
+A cheap, visible rule decides, not a model call: a how-to, where or why
+question, a request to explain, or a word about code or docs searches the
+docs and the source (a bare "?" does not: "what can you do?" is answered from
+the crash course Chip always has, and each looked-up token costs the turn
+~12 ms to read); a question about past activity ("what did
 I do on Monday?") searches the action log, limited to the day or week it
 names. Small talk ("thanks!", "add milk") searches nothing, so it costs no
 tokens and cannot distract a small model. The rule is shown on Chip's context
@@ -26,10 +28,9 @@ DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sun
 ACTIVITY = re.compile(r"\b(did i|have i|i did|i've done|was i|yesterday|today|this morning|last (week|night|time)"
                       r"|this week|recently|earlier|history|activity|happened|my (actions|changes)|"
                       + "|".join(DAYS) + r")\b")
-QUESTION = re.compile(r"\?|^\s*(how|what|where|why|which|when|who|can|could|does|do|is|are|should|explain|"
-                      r"describe|show|tell|help|list the (docs|operations))\b|\b(how (do|can|to)|what is|"
-                      r"where (is|are|do)|explain|source|code|function|class|module|file|docs?|documentation|"
-                      r"workflows?|steps?|operations?|plugins?|routes?|implemented|defined)\b")
+QUESTION = re.compile(r"^\s*(how|where|why|explain|describe|list the (docs|operations))\b|\b(how (do|can|to|does|is)|"
+                      r"what does|where (is|are|do)|explain|source|code|function|class|module|file|docs?|"
+                      r"documentation|workflows?|steps?|operations?|plugins?|routes?|implemented|defined)\b")
 
 
 @dataclass

@@ -73,6 +73,10 @@ class Backend(abc.ABC):
     ) -> str:
         """Return the model's reply as JSON text constrained to the JSON schema."""
 
+    async def warm(self, messages: list[dict], role: str = "chat") -> None:
+        """Read a prompt ahead of time where this backend caches prompts (`role`: "chat" or "decoder"), so the
+        next one that starts the same way costs only the rest. By default there is nothing to do."""
+
     def count_tokens(self, text: str) -> int:
         """Return a conservative token count (about 3 characters per token)."""
         return estimate_tokens(text)

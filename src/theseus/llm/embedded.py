@@ -38,7 +38,6 @@ from .models import DEFAULT_MODEL, ModelSpec, ensure_model, resolve_model_path
 from .prompt_cache import PromptCache, Stopped
 
 _END = object()
-REPEAT_PENALTY = 1.1  # what llama-cpp-python's chat completion used: at temperature 0 it keeps replies from looping
 
 
 class EmbeddedBackend(Backend):
@@ -146,6 +145,12 @@ class EmbeddedBackend(Backend):
         except Exception as e:
             raise _backend_error(e) from e
 
+    async def warm(self, messages: list[dict], role: str = "chat") -> None:
+        """Read these messages into the chat's or the decoder's context, unless it holds them already."""
+        check_messages(messages)
+        await self.start()
+        await asyncio.wrap_future(self._worker.submit(self._warm, messages, role))
+
     def count_tokens(self, text: str) -> int:
         """Count tokens with the model's tokenizer once loaded, else estimate."""
         if self._llama is None:
@@ -200,9 +205,9 @@ class EmbeddedBackend(Backend):
             self._require_llama()
             cache = self._chat
             tokens = cache.tokens(messages)
+            room = _room(cache, tokens, max_tokens)
             reading = cache.read(tokens, progress, stop)
-            chunks = cache.llama.create_completion(prompt=tokens, max_tokens=_room(cache, tokens, max_tokens),
-                                                   temperature=temperature, repeat_penalty=REPEAT_PENALTY,
+            chunks = cache.llama.create_completion(prompt=tokens, max_tokens=room, temperature=temperature,
                                                    stream=True)
             try:
                 for chunk in chunks:
@@ -229,15 +234,25 @@ class EmbeddedBackend(Backend):
         cache = self._decoder
         grammar = _grammar(schema)
         tokens = cache.tokens(messages)
+        room = _room(cache, tokens, max_tokens)
         reading = cache.read(tokens, progress)
-        result = cache.llama.create_completion(prompt=tokens, max_tokens=_room(cache, tokens, max_tokens),
-                                               temperature=temperature, repeat_penalty=REPEAT_PENALTY,
+        result = cache.llama.create_completion(prompt=tokens, max_tokens=room, temperature=temperature,
                                                grammar=grammar)
         choice = result["choices"][0]
         text = choice["text"] or ""
         _log_reading(cache, reading, None, result["usage"]["completion_tokens"], time.perf_counter() - started)
         cache.save()
         return check_json_output(self, text, truncated=choice.get("finish_reason") == "length")
+
+    def _warm(self, messages, role) -> None:
+        self._require_llama()
+        cache = {"chat": self._chat, "decoder": self._decoder}[role]
+        tokens = cache.tokens(messages)
+        if cache.holds(tokens):
+            return
+        reading = cache.read(tokens)
+        _log_reading(cache, reading, None, 0, reading.seconds)
+        cache.save()
 
     def reading(self, role: str):
         """What the last prompt of the chat or decoder context cost (a `Reading`), or None."""
@@ -272,7 +287,8 @@ def _room(cache: PromptCache, tokens: list[int], max_tokens: int) -> int:
     """max_tokens, or less where the window has less room left after the prompt."""
     room = cache.llama.n_ctx() - len(tokens)
     if room <= 0:
-        raise BackendError(f"The prompt ({len(tokens)} tokens) does not fit the model's window ({cache.llama.n_ctx()})")
+        raise BackendError(f"The prompt ({len(tokens):,} tokens) does not fit the model's context "
+                           f"({cache.llama.n_ctx():,} tokens)")
     return min(max_tokens, room)
 
 

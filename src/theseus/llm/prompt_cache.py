@@ -59,6 +59,11 @@ class PromptCache:
     def held(self) -> list[int]:
         return self.llama.input_ids[: self.llama.n_tokens].tolist()
 
+    def holds(self, tokens: list[int], slack: int = 4) -> bool:
+        """Whether the context holds these tokens already, but for the last few (a prompt's trailing
+        "assistant" header, which the next prompt replaces with its own message)."""
+        return common_prefix(self.held(), tokens) >= len(tokens) - slack
+
     def read(self, tokens: list[int], progress: Callable[[float], None] | None = None,
              stop: threading.Event | None = None) -> Reading:
         """Evaluate the tokens the context does not hold yet (at least the last, for fresh logits)."""
