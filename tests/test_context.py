@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from theseus.chat.context import FULL, KEEP, build_context, catch_up, prefix
+from tests.waits import wait_until
 from theseus.location import Location
 
 pytestmark = pytest.mark.timeout(60)
@@ -116,16 +117,39 @@ def test_the_reply_place_shows_how_far_a_long_read_got(socket, backend):
     tab.until(FINAL)
 
 
+def starts_with(prompt: list[dict], lead: list[dict]) -> bool:
+    """Whether a prompt starts with these messages, the last of which may continue in the prompt."""
+    *whole, last = lead
+    return prompt[:len(whole)] == whole and prompt[len(whole)]["role"] == last["role"] \
+        and prompt[len(whole)]["content"].startswith(last["content"])
+
+
 def test_at_start_chip_reads_ahead_exactly_what_the_next_turn_starts_with(socket, runtime, backend):
     import asyncio
     runtime.registry.execute("tasks.insert", {"name": "wash the car"})
     runtime.chat.conversations.add(runtime.chat.conversations.current()["id"], "user", "earlier words")
     runtime.db.store["last_app"] = "tasks"
-    asyncio.run(runtime.chat.warm())
+    asyncio.run(runtime.chat.read_ahead())
     (chat_role, chat), (decoder_role, decoder) = backend.warmed[-2:]  # (the app read ahead at start too)
     assert (chat_role, decoder_role) == ("chat", "decoder")
+    assert decoder[-1]["content"].startswith("The tasks now") and "wash the car" in decoder[-1]["content"]
     tab = socket()
     tab.send(action="send", message="hello", app="tasks")
     tab.until(FINAL)
-    assert backend.prompts[0][:len(decoder)] == decoder and len(backend.prompts[0]) == len(decoder) + 1
+    assert starts_with(backend.prompts[0], decoder) and len(backend.prompts[0]) == len(decoder)
     assert backend.chat_prompts[0][:len(chat)] == chat and chat[-1]["content"].startswith("The state now:")
+
+
+def test_after_each_turn_chip_reads_ahead_what_the_next_one_starts_with(socket, runtime, backend):
+    backend.commands = [{"command": "add", "name": "buy oat milk"}, {"command": "chat"}]
+    tab = socket()
+    tab.send(action="send", message="add buy oat milk", app="tasks")
+    tab.until(FINAL)
+    wait_until(lambda: len(backend.warmed) >= 4, "the read-ahead after the turn")
+    (_, chat), (_, decoder) = backend.warmed[-2:]
+    assert "buy oat milk" in decoder[-1]["content"]  # the rows as the command left them
+    assert [m["content"] for m in chat[-2:]] == [  # Chip's reply, and the news the next turn will bring
+        "Added task 'buy oat milk' (#1).", chat[-1]["content"]] and "Chip: Added task" in chat[-1]["content"]
+    tab.send(action="send", message="thanks", app="tasks")
+    tab.until(FINAL)
+    assert starts_with(backend.prompts[-2], decoder) and backend.chat_prompts[-1][:len(chat)] == chat

@@ -91,7 +91,7 @@ def test_small_talk_looks_nothing_up(socket, runtime, backend):
     tab.send(action="send", message="thanks")
     final = tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
     assert "source-link" not in final
-    assert not any("Knowledge for the next answer" in m["content"] for m in backend.prompts[-1])
+    assert not any("Excerpts for this question" in m["content"] for m in backend.prompts[-1])
 
 
 def test_source_titles_are_escaped_under_a_reply(socket, backend):

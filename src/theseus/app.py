@@ -47,7 +47,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
 
     async def lifespan(app):  # FastHTML takes an async generator function
         await runtime.backend.start()  # the model loads in the background; the UI is up at once
-        warming = asyncio.create_task(runtime.chat.warm())  # then reads ahead what the first message needs
+        warming = asyncio.create_task(runtime.chat.read_ahead())  # then reads what the first message needs
         if config.knowledge:
             runtime.knowledge.start()  # index docs, source and events in the background, then watch
         status_follower = follow_status(runtime)

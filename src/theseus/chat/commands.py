@@ -154,27 +154,39 @@ def decoded_args(answer: dict, rows: list[dict]) -> dict:
 SAMPLE_ROWS = [{"id": 31, "name": "water the plants", "done": False},
                {"id": 32, "name": "call the bank", "done": True},
                {"id": 33, "name": "book the dentist", "done": False}]  # the rows the examples speak of
-REFERS_BACK = re.compile(r"\b(it|that|this|them|those|these|one|again|same|also|too|instead)\b", re.IGNORECASE)
+REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b", re.IGNORECASE)
 
 
 def examples(app) -> list[tuple[str, str, dict]]:
-    """(message, verb, answer) examples on SAMPLE_ROWS: the same for every state, so they stay cached."""
+    """(message, verb, answer) examples on SAMPLE_ROWS: the same for every state, so they stay cached (each
+    costs nothing after the first read; several phrasings per verb, talk and how-to questions between them)."""
     plants, bank, dentist = (row_label(r) for r in SAMPLE_ROWS)
-    return [  # the few "none" examples first: the model leans towards the examples it saw last
+    item = app.item
+    return [
         ("thanks, that's all for now", CHAT, {}),
-        ("who made you?", CHAT, {}),
-        (f"how do I add a {app.item}?", HELP, {}),
-        ("what does the Activity app do?", HELP, {}),
-        ("what is on my list?", "show", {}),
+        (f"how do I add a {item}?", HELP, {}),
         ("remind me to buy oat milk", "add", {"name": "buy oat milk"}),
-        ("I need to renew my passport", "add", {"name": "renew my passport"}),
         ("I watered the plants", "done", {"task": plants}),
-        ("#33 is done ✅", "done", {"task": "#33 book the dentist"}),
+        ("how are things with you?", CHAT, {}),
         ("rename call the bank to: call the bank about the loan", "rename",
          {"task": bank, "name": "call the bank about the loan"}),
+        ("what does the Activity app do?", HELP, {}),
         ("delete #32", "delete", {"task": "#32 call the bank"}),
+        ("what is on my list?", "show", {}),
+        ('change "book the dentist" to "book the dentist for Monday"', "rename",
+         {"task": dentist, "name": "book the dentist for Monday"}),
+        (f"how can I mark a {item} as finished?", HELP, {}),
+        ("I need to renew my passport", "add", {"name": "renew my passport"}),
+        ("dentist is booked ✅", "done", {"task": dentist}),
+        ("nice, that was fast", CHAT, {}),
         ("get rid of the dentist one", "delete", {"task": dentist}),
+        ("make the plants task say water the garden", "rename", {"task": plants, "name": "water the garden"}),
         ("move book the dentist to the top", "reorder", {"task": dentist, "to": "top"}),
+        (f"how do I change the order of my {item}s?", HELP, {}),
+        ("untick call the bank, I never reached them", "done", {"task": bank}),
+        ("who made you?", CHAT, {}),
+        ("take the plants off my list", "delete", {"task": plants}),
+        ("new one: defrost the freezer", "add", {"name": "defrost the freezer"}),
         ("don't let me forget the dentist appointment", "add", {"name": "dentist appointment"}),
     ]
 
@@ -236,6 +248,16 @@ def decoder_prefix(app, ops: dict[str, Operation]) -> list[dict]:
                 *few_shot(shots, f"Open run: {app.name}-01. The current step is 1.")]
     shots = [s for s in examples(app) if s[1] in ops or s[1] in TALK]
     return [instructions(f"the {app.display_name} app", ops), *few_shot(shots, rows_text(app, SAMPLE_ROWS), SAMPLE_ROWS)]
+
+
+def decoder_lead(runtime, location: Location = NOWHERE) -> list[dict]:
+    """What the decoder's next prompt will start with for a tab at `location`: its prefix and the state
+    (read ahead while the user types, so a message costs only itself)."""
+    app = act_on(runtime, location)
+    ops = operations(runtime, app)
+    state = app.command_state(location) if hasattr(app, "command_state") else \
+        rows_text(app, app.rows(limit=STATE_ROWS))
+    return [*decoder_prefix(app, ops), {"role": "user", "content": f"{state}\n"}]
 
 
 async def decode_command(runtime, backend: Backend, request: str, *, recent: str = "",

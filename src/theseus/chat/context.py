@@ -34,7 +34,7 @@ PERSONA = ("You are Chip, the assistant that lives inside Theseus, a local-first
 EVENT_LINES = 40  # at most this many actions in one note (the newest)
 ROWS_IN_STATE = 30
 REPLY_TOKENS = 512
-KNOWLEDGE_TOKENS = 400  # the excerpts for one message: each token costs the turn ~12 ms to read
+KNOWLEDGE_TOKENS = 260  # the excerpts for one message: each token costs the turn ~10 ms to read
 FULL, KEEP = 0.9, 0.3  # past FULL of the room before a turn, the oldest entries go, down to KEEP: one re-read of
                        # KEEP buys (FULL - KEEP) of the room for the turns that follow
 ACTORS = {"user": "the user", "llm": "Chip", "agent": "an outside agent", "system": "Theseus"}
@@ -189,12 +189,13 @@ def knowledge_entry(context: Context, count, room: int) -> dict | None:
 
 def build_context(runtime, backend, conversation_id: int, *, instruction: str = "",
                   window: int | None = None, reply_tokens: int = REPLY_TOKENS, pending: str = "",
-                  location: Location = NOWHERE) -> Context:
+                  location: Location = NOWHERE, look_up: bool = True) -> Context:
     """The prefix and the transcript, plus what this turn adds and the transcript does not hold yet: the
     excerpts looked up for the newest user message and the `instruction` (a Poke).
 
     `pending` is a message not sent yet (Chip's context page previews the next turn with it, and the news
-    it would bring); `location` is where the tab the message comes from is (its app and run).
+    it would bring); `location` is where the tab the message comes from is (its app and run); `look_up`
+    False leaves the knowledge index alone (reading ahead).
     """
     window = window or getattr(backend, "n_ctx", None) or 4096
     count = backend.count_tokens
@@ -205,7 +206,8 @@ def build_context(runtime, backend, conversation_id: int, *, instruction: str = 
     if pending:
         entries.append({"kind": "message", "role": "user", "content": pending, "mark": None})
     newest = entries[-1] if entries else None
-    asks = newest is not None and newest["role"] == "user" and newest["kind"] == "message" and not instruction
+    asks = look_up and newest is not None and newest["role"] == "user" and newest["kind"] == "message" \
+        and not instruction
     context.recall = recall(runtime.knowledge, newest["content"]) if asks else None
     used = context.tokens["system"] + sum(count(e["content"]) + 4 for e in entries)
     room = min(KNOWLEDGE_TOKENS, context.budget - used - count(instruction))

@@ -26,7 +26,7 @@ from ..llm.base import Backend, BackendError
 from ..location import NOWHERE, Location, note_app_opened
 from ..logs import log_safe
 from .agent import Agent, Reply, parse, recent_turns
-from .commands import act_on, decoder_prefix, operations
+from .commands import decoder_lead
 from .context import ContextTooLarge, build_context, catch_up
 from .conversations import Conversations
 from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, ConversationBar, Notice,
@@ -143,6 +143,7 @@ class Chat:
             else:
                 self.say(conversation_id, key, reply)
                 yield reply.text
+            self.read_ahead_later(conversation_id, location)
         except Stopped:
             self.publish(Notice("Stopped: Chip did nothing.", kind="info", id=message_id(key), hx_swap_oob="true"),
                          ChatForm(hx_swap_oob="true"))
@@ -245,21 +246,26 @@ class Chat:
             self.conversations.set_context_start(conversation_id, context.start)
         return context
 
-    async def warm(self) -> None:
-        """Once the model is up, read ahead what the next turn starts with: the chat's prefix and the current
-        conversation, and the decoder's prefix for the app opened last. With saved prompt states there is
-        little or nothing left to read; without (a first start), the first message no longer pays for it."""
+    async def read_ahead(self, conversation_id: int | None = None, location: Location | None = None) -> None:
+        """While the user reads or types: have the model read what the next turn will start with (the chat's
+        prefix and conversation, the decoder's prefix and the open app's state), so a message costs only
+        itself. At start (no arguments): the current conversation and the app opened last. A message sent
+        meanwhile goes first; with a saved prompt state there is little or nothing to read."""
         try:
             await self.backend.wait_ready(READY_TIMEOUT)
-            location = Location(self.runtime.db.store.get("last_app", ""))
-            conversation_id = self.conversations.current()["id"]
+            location = location or Location(self.runtime.db.store.get("last_app", ""))
+            conversation_id = conversation_id or self.conversations.current()["id"]
             context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
-                                              location=location)
+                                              location=location, look_up=False)
             await self.backend.warm(context.messages, "chat")
-            app = act_on(self.runtime, location)
-            await self.backend.warm(decoder_prefix(app, operations(self.runtime, app)), "decoder")
+            await self.backend.warm(await asyncio.to_thread(decoder_lead, self.runtime, location), "decoder")
         except (BackendError, ContextTooLarge) as error:
             logger.info(f"chat: nothing read ahead ({error})")
+
+    def read_ahead_later(self, conversation_id: int, location: Location) -> None:
+        task = asyncio.create_task(self.read_ahead(conversation_id, location))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def announce(self, text: str) -> dict:
         """Chip says a scripted line (e.g. a workflow step's message) in the current conversation."""

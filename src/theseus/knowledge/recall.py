@@ -22,7 +22,7 @@ from loguru import logger
 
 from .search import Hit
 
-CHUNK_CHARS = 1200  # at most this much of one chunk enters the context
+CHUNK_CHARS = 600  # at most this much of one chunk enters the context: each token costs the turn ~12 ms to read
 MODE_WORD = re.compile(r"^/(chat|auto|command)\b\s*", re.IGNORECASE)
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 ACTIVITY = re.compile(r"\b(did i|have i|i did|i've done|was i|yesterday|today|this morning|last (week|night|time)"
@@ -117,9 +117,8 @@ def excerpt(hit: Hit) -> str:
 def knowledge_note(excerpts: list[str]) -> dict:
     """The system message that carries the excerpts into the context."""
     return {"role": "system", "content": (
-        "Knowledge for the next answer: excerpts from Theseus's docs, its own source code or the action log, "
-        "best match first. Answer from them when they help; say which one you used by its [label]. "
-        "If they do not answer the question, say so rather than guess.\n\n" + "\n\n".join(excerpts))}
+        "Excerpts for this question (docs, code or the action log; best first). Answer from them and name the "
+        "[label] you used; if they do not answer it, say so rather than guess.\n\n" + "\n\n".join(excerpts))}
 
 
 def source_of(hit: Hit) -> dict:

@@ -70,6 +70,7 @@ class EmbeddedBackend(Backend):
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="theseus-llm")
         self._loaded: Future | None = None
         self._running: set[threading.Event] = set()
+        self._asked = 0  # jobs asked for by a caller who waits: a read-ahead gives way to each new one
         self._closed = False
 
     async def start(self) -> None:
@@ -112,6 +113,7 @@ class EmbeddedBackend(Backend):
         loop = asyncio.get_running_loop()
         emit = _emitter(loop, queue, stop)
         relay = asyncio.ensure_future(_relay_cancel(cancel, stop, queue)) if cancel else None
+        self._asked += 1
         job = self._worker.submit(self._generate, messages, max_tokens, temperature, stop, emit,
                                   _in_loop(loop, on_progress))
         self._running.add(stop)
@@ -136,6 +138,7 @@ class EmbeddedBackend(Backend):
         """Return JSON text decoded under a llama.cpp grammar built from the schema."""
         check_messages(messages)
         await self.start()
+        self._asked += 1
         job = self._worker.submit(self._complete_json, messages, schema, max_tokens, temperature,
                                   _in_loop(asyncio.get_running_loop(), on_progress))
         try:
@@ -146,10 +149,11 @@ class EmbeddedBackend(Backend):
             raise _backend_error(e) from e
 
     async def warm(self, messages: list[dict], role: str = "chat") -> None:
-        """Read these messages into the chat's or the decoder's context, unless it holds them already."""
+        """Read these messages into the chat's or the decoder's context, unless it holds them already; a
+        stream or a decode asked for meanwhile goes first (the read stops within a chunk)."""
         check_messages(messages)
         await self.start()
-        await asyncio.wrap_future(self._worker.submit(self._warm, messages, role))
+        await asyncio.wrap_future(self._worker.submit(self._warm, messages, role, _Superseded(self)))
 
     def count_tokens(self, text: str) -> int:
         """Count tokens with the model's tokenizer once loaded, else estimate."""
@@ -165,6 +169,7 @@ class EmbeddedBackend(Backend):
         """Stop running generations, free the model and the worker thread."""
         for stop in list(self._running):
             stop.set()
+        self._asked += 1  # a read-ahead in progress stops
         if not self._closed:
             self._closed = True
             await asyncio.wrap_future(self._worker.submit(self._unload))
@@ -244,14 +249,19 @@ class EmbeddedBackend(Backend):
         cache.save()
         return check_json_output(self, text, truncated=choice.get("finish_reason") == "length")
 
-    def _warm(self, messages, role) -> None:
+    def _warm(self, messages, role, superseded) -> None:
         self._require_llama()
         cache = {"chat": self._chat, "decoder": self._decoder}[role]
         tokens = cache.tokens(messages)
-        if cache.holds(tokens):
+        if cache.holds(tokens) or superseded.is_set():
             return
-        reading = cache.read(tokens)
-        _log_reading(cache, reading, None, 0, reading.seconds)
+        try:
+            reading = cache.read(tokens, stop=superseded)
+        except Stopped:
+            logger.info(f"llm: {role} read-ahead gave way to a new request")
+            return
+        logger.info(f"llm: {role} read ahead {reading.new} new tokens ({reading.cached} cached) in "
+                    f"{reading.seconds:.2f} s")
         cache.save()
 
     def reading(self, role: str):
@@ -324,6 +334,16 @@ def grammar_text(schema: dict) -> str:
     converter = Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     converter.visit(converter.resolve_refs(json.loads(json.dumps(schema)), "stdin"), "")
     return converter.format_grammar()
+
+
+class _Superseded:
+    """Set (for a read-ahead) once a caller asked for another job after it."""
+
+    def __init__(self, backend: EmbeddedBackend):
+        self.backend, self.asked = backend, backend._asked
+
+    def is_set(self) -> bool:
+        return self.backend._asked != self.asked
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop, callback: Callable | None) -> Callable | None:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from loguru import logger
 
-READ_CHUNK = 32  # tokens per llama.cpp call while reading a prompt: as fast as 512 here, and stoppable
-PROGRESS_FROM = 96  # a read of at least this many new tokens reports its progress
+READ_CHUNK = 64  # tokens per llama.cpp call while reading a prompt: within 10% of 256 here, and stoppable
+PROGRESS_FROM = 128  # a read of at least this many new tokens reports its progress
 
 
 class Stopped(Exception):
