@@ -257,8 +257,12 @@ class Chat:
             conversation_id = conversation_id or self.conversations.current()["id"]
             context = await asyncio.to_thread(build_context, self.runtime, self.backend, conversation_id,
                                               location=location, look_up=False)
-            await self.backend.warm(context.messages, "chat")
-            await self.backend.warm(await asyncio.to_thread(decoder_lead, self.runtime, location), "decoder")
+            if not self.streaming:  # a turn that began meanwhile reads what it needs itself
+                await self.backend.warm(context.messages, "chat")
+            lead = await asyncio.to_thread(decoder_lead, self.runtime, location)
+            if not self.streaming:
+                await self.backend.warm(lead, "decoder")
+            logger.info("chat: read ahead done")
         except (BackendError, ContextTooLarge) as error:
             logger.info(f"chat: nothing read ahead ({error})")
 

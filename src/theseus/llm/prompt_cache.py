@@ -59,9 +59,9 @@ class PromptCache:
     def held(self) -> list[int]:
         return self.llama.input_ids[: self.llama.n_tokens].tolist()
 
-    def holds(self, tokens: list[int], slack: int = 4) -> bool:
-        """Whether the context holds these tokens already, but for the last few (a prompt's trailing
-        "assistant" header, which the next prompt replaces with its own message)."""
+    def holds(self, tokens: list[int], slack: int = 5) -> bool:
+        """Whether the context holds these tokens already, but for the last few (the end of the last message
+        and the "assistant" header after it, where the next prompt goes on with its own)."""
         return common_prefix(self.held(), tokens) >= len(tokens) - slack
 
     def read(self, tokens: list[int], progress: Callable[[float], None] | None = None,
