@@ -126,6 +126,7 @@ def starts_with(prompt: list[dict], lead: list[dict]) -> bool:
 
 def test_at_start_chip_reads_ahead_exactly_what_the_next_turn_starts_with(socket, runtime, backend):
     import asyncio
+    wait_until(lambda: len(backend.warmed) == 2, "the read-ahead as the app started")
     runtime.registry.execute("tasks.insert", {"name": "wash the car"})
     runtime.chat.conversations.add(runtime.chat.conversations.current()["id"], "user", "earlier words")
     runtime.db.store["last_app"] = "tasks"
@@ -145,7 +146,8 @@ def test_after_each_turn_chip_reads_ahead_what_the_next_one_starts_with(socket, 
     tab = socket()
     tab.send(action="send", message="add buy oat milk", app="tasks")
     tab.until(FINAL)
-    wait_until(lambda: len(backend.warmed) >= 4, "the read-ahead after the turn")
+    wait_until(lambda: backend.warmed and backend.warmed[-1][0] == "decoder"
+               and "buy oat milk" in backend.warmed[-1][1][-1]["content"], "the read-ahead after the turn")
     (_, chat), (_, decoder) = backend.warmed[-2:]
     assert "buy oat milk" in decoder[-1]["content"]  # the rows as the command left them
     assert [m["content"] for m in chat[-2:]] == [  # Chip's reply, and the news the next turn will bring
@@ -153,3 +155,17 @@ def test_after_each_turn_chip_reads_ahead_what_the_next_one_starts_with(socket, 
     tab.send(action="send", message="thanks", app="tasks")
     tab.until(FINAL)
     assert starts_with(backend.prompts[-2], decoder) and backend.chat_prompts[-1][:len(chat)] == chat
+
+
+def test_a_new_conversation_starts_with_the_latest_actions_only(runtime, backend):
+    from theseus.chat.context import FIRST_EVENTS
+    for i in range(FIRST_EVENTS + 5):
+        runtime.registry.execute("tasks.insert", {"name": f"task {i}"})
+    cid = runtime.chat.conversations.current()["id"]
+    catch_up(runtime, backend, cid, TASKS)
+    note = build_context(runtime, backend, cid, location=TASKS).messages[1]["content"]
+    assert note.count("\n- ") == FIRST_EVENTS and f"task {FIRST_EVENTS + 4}" in note and "task 4'" not in note
+    for i in range(3):
+        runtime.registry.execute("tasks.toggle", {"id": i + 1})
+    catch_up(runtime, backend, cid, TASKS)
+    assert build_context(runtime, backend, cid, location=TASKS).messages[-1]["content"].count("\n- ") == 3

@@ -52,7 +52,8 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
             runtime.knowledge.start()  # index docs, source and events in the background, then watch
         status_follower = follow_status(runtime)
         yield
-        warming.cancel()
+        for task in (warming, *runtime.chat.tasks):
+            task.cancel()
         if status_follower:
             status_follower.cancel()
         runtime.end_streams()

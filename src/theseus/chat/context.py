@@ -32,6 +32,7 @@ DOCS_DIR = Path(__file__).resolve().parents[3] / "docs"
 PERSONA = ("You are Chip, the assistant that lives inside Theseus, a local-first app. "
            "You see what the user does in the app and help them with it.")
 EVENT_LINES = 40  # at most this many actions in one note (the newest)
+FIRST_EVENTS = 8  # a conversation's first note: the latest actions before it began, for a start
 ROWS_IN_STATE = 30
 REPLY_TOKENS = 512
 KNOWLEDGE_TOKENS = 260  # the excerpts for one message: each token costs the turn ~10 ms to read
@@ -126,12 +127,13 @@ def news(runtime, conversation_id: int, location: Location, entries: list[dict])
     seen = runtime.db.value("SELECT MAX(CAST(mark AS INTEGER)) FROM transcript WHERE conversation_id = ? "
                             "AND kind = 'events'", (conversation_id,))
     newest = runtime.db.value("SELECT COALESCE(MAX(id), 0) FROM events")
+    lines = EVENT_LINES if seen is not None else FIRST_EVENTS
     events = runtime.db.query("SELECT * FROM events WHERE id > ? AND actor != 'system' ORDER BY id DESC LIMIT ?",
-                              (seen or 0, EVENT_LINES + 1))[::-1]
+                              (seen or 0, lines))[::-1]
     if events:
         more = runtime.db.value("SELECT COUNT(*) FROM events WHERE id > ? AND actor != 'system'", (seen or 0,))
         found.append({"kind": "events", "role": "system", "mark": str(newest),
-                      "content": event_note(events[-EVENT_LINES:], max(0, more - EVENT_LINES))})
+                      "content": event_note(events, max(0, more - lines) if seen is not None else 0)})
     mark = heading_mark(state_heading(runtime, location))
     last = next((e for e in reversed(entries) if e["kind"] == "state"), None)
     if last is None or last["mark"] != mark:

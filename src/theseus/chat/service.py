@@ -265,6 +265,8 @@ class Chat:
             logger.info("chat: read ahead done")
         except (BackendError, ContextTooLarge) as error:
             logger.info(f"chat: nothing read ahead ({error})")
+        except Exception:  # reading ahead is a bonus: a failure costs the next turn its time, nothing else
+            logger.exception("chat: reading ahead failed")
 
     def read_ahead_later(self, conversation_id: int, location: Location) -> None:
         task = asyncio.create_task(self.read_ahead(conversation_id, location))
