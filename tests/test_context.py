@@ -126,11 +126,14 @@ def starts_with(prompt: list[dict], lead: list[dict]) -> bool:
 
 def test_at_start_chip_reads_ahead_exactly_what_the_next_turn_starts_with(socket, runtime, backend):
     import asyncio
+    import threading
     wait_until(lambda: len(backend.warmed) == 2, "the read-ahead as the app started")
     runtime.registry.execute("tasks.insert", {"name": "wash the car"})
     runtime.chat.conversations.add(runtime.chat.conversations.current()["id"], "user", "earlier words")
     runtime.db.store["last_app"] = "tasks"
-    asyncio.run(runtime.chat.read_ahead())
+    reader = threading.Thread(target=asyncio.run, args=(runtime.chat.read_ahead(),))  # its own event loop
+    reader.start()
+    reader.join()
     (chat_role, chat), (decoder_role, decoder) = backend.warmed[-2:]  # (the app read ahead at start too)
     assert (chat_role, decoder_role) == ("chat", "decoder")
     assert decoder[-1]["content"].startswith("The tasks now") and "wash the car" in decoder[-1]["content"]
