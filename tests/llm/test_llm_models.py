@@ -131,3 +131,17 @@ def test_resolve_model_path_errors(tmp_path):
     fake.write_bytes(b"PK\x03\x04 zip, not a model")
     with pytest.raises(ModelIntegrityError, match="not a GGUF"):
         resolve_model_path(fake)
+
+
+def test_a_backend_closed_while_its_model_is_assembled_stops_and_leaves_nothing(tmp_path, parts):
+    """A server stopping mid-assembly (a first start) must not wait for the whole copy and its fsync."""
+    import asyncio
+
+    from theseus.llm import EmbeddedBackend
+
+    backend = EmbeddedBackend(tmp_path / "models", spec=fake_spec(parts))
+    backend._closed = True  # as close() marks it first, while the load job still runs
+    backend._load()
+    assert backend.status().state == "error" and "closed while assembling" in backend.status().detail
+    assert list((tmp_path / "models").iterdir()) == []  # no half-written model, no temp file
+    asyncio.run(backend.close())

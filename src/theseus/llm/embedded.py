@@ -200,6 +200,8 @@ class EmbeddedBackend(Backend):
         return ensure_model(self.models_dir, self.spec, progress=self._progress)
 
     def _progress(self, phase: str, fraction: float) -> None:
+        if self._closed:  # a server stopping while the model is assembled stops within a chunk, not after it
+            raise BackendUnavailable(f"The embedded model was closed while {phase.lower()}")
         self._status = BackendStatus("assembling", f"{phase} {self.model}", fraction)
 
     def _generate(self, messages, max_tokens, temperature, stop, emit, progress) -> None:
