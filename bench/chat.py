@@ -98,17 +98,19 @@ class FixedSettings(EmbeddedBackend):
         self.traces: list[Trace] = []
         self.decisions: list[tuple[float, float]] = []  # (start, end) of each complete_json: the chat's decoder
 
-    async def complete_json(self, messages, schema, *, max_tokens=256, temperature=0.0) -> str:
+    async def complete_json(self, messages, schema, *, max_tokens=256, temperature=0.0, on_progress=None) -> str:
         started = time.perf_counter()
         try:
-            return await super().complete_json(messages, schema, max_tokens=max_tokens, temperature=temperature)
+            return await super().complete_json(messages, schema, max_tokens=max_tokens, temperature=temperature,
+                                               on_progress=on_progress)
         finally:
             self.decisions.append((started, time.perf_counter()))
 
-    async def stream_chat(self, messages, *, max_tokens=512, temperature=0.7, cancel=None):
+    async def stream_chat(self, messages, *, max_tokens=512, temperature=0.7, cancel=None, on_progress=None):
         trace = Trace([dict(m) for m in messages], time.perf_counter())
         self.traces.append(trace)
-        async for piece in super().stream_chat(messages, max_tokens=self.tokens, temperature=0.0, cancel=cancel):
+        async for piece in super().stream_chat(messages, max_tokens=self.tokens, temperature=0.0, cancel=cancel,
+                                               on_progress=on_progress):
             trace.first = trace.first or time.perf_counter()
             yield piece
         trace.end = time.perf_counter()
