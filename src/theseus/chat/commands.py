@@ -247,7 +247,8 @@ def decoder_prefix(app, ops: dict[str, Operation]) -> list[dict]:
         return [instructions(f"the {app.display_name} workflow", ops),
                 *few_shot(shots, f"Open run: {app.name}-01. The current step is 1.")]
     shots = [s for s in examples(app) if s[1] in ops or s[1] in TALK]
-    return [instructions(f"the {app.display_name} app", ops), *few_shot(shots, rows_text(app, SAMPLE_ROWS), SAMPLE_ROWS)]
+    return [instructions(f"the {app.display_name} app", ops),
+            *few_shot(shots, rows_text(app, SAMPLE_ROWS), SAMPLE_ROWS)]
 
 
 def decoder_lead(runtime, location: Location = NOWHERE) -> list[dict]:

@@ -178,8 +178,8 @@ class Chat:
             return Reply(f"Mode: **{mode}**. " + MODE_NOTES[mode])
         await self.until_stopped(self.ensure_ready(key))
         recent = recent_turns(self.conversations.messages(conversation_id))
-        command = await self.until_stopped(self.agent.decide(rest, recent, mode, location,
-                                                             on_progress=self.reading(key, "Working out what you mean")))
+        progress = self.reading(key, "Working out what you mean")
+        command = await self.until_stopped(self.agent.decide(rest, recent, mode, location, on_progress=progress))
         logger.info(f"chat: decoded {command.operation} {log_safe(command.args, 300)} ({mode} mode)")
         if command.is_none:
             return None
