@@ -58,6 +58,7 @@ import httpx
 import uvicorn
 from websockets.asyncio.client import connect
 
+from cores import machine_busy  # bench/: run as a script, its folder is on sys.path
 from theseus.app import create_app
 from theseus.chat.context import build_context
 from theseus.config import Config
@@ -142,12 +143,7 @@ def visible(html: str) -> bool:
 
 def cpu_seconds() -> tuple[float, float]:
     """Busy CPU seconds so far of the whole machine (nan off Linux) and of this process."""
-    mine = sum(os.times()[:2])
-    try:
-        ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except OSError:
-        return float("nan"), mine
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), mine  # less idle and iowait
+    return machine_busy(), sum(os.times()[:2])
 
 
 def thread_cpu(native_id: int) -> float:

@@ -90,6 +90,8 @@ import httpx
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
+from cores import OthersMeter  # bench/: run as a script, its folder is on sys.path
+from llama_limit import N_CTX, Limit
 from theseus.llm import DEFAULT_MODEL
 from theseus.llm.embedded import default_threads
 
@@ -99,8 +101,6 @@ THESEUS = [str(Path(sys.executable).with_name("theseus"))] if Path(sys.executabl
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--disable-gpu", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage"]
-N_CTX = 4096  # the embedded backend's window (EmbeddedBackend's default)
-FILLER = ROOT / "docs" / "crash-course.md"  # real text for the limit's cached prefix
 
 # The session, in the order a user types it: (kind, message).
 SCRIPT = [
@@ -277,49 +277,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def machine_busy() -> float:
-    """Busy CPU seconds of the whole machine so far (nan off Linux)."""
-    try:
-        ticks = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except OSError:
-        return float("nan")
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
-
-
-def tree_busy(root: int) -> float:
-    """CPU seconds used by a process and all its descendants (the benchmark, its server, its browser)."""
-    parents, used = {}, {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def inside(pid: int) -> bool:
-        while pid > 1:
-            if pid == root:
-                return True
-            pid = parents.get(pid, 0)
-        return False
-    return sum(seconds for pid, seconds in used.items() if inside(pid))
-
-
-class OthersMeter:
-    """How many cores processes outside this benchmark kept busy between start() and stop()."""
-
-    def start(self) -> None:
-        self.wall, self.machine, self.mine = time.perf_counter(), machine_busy(), tree_busy(os.getpid())
-
-    def stop(self) -> float:
-        wall = time.perf_counter() - self.wall
-        others = (machine_busy() - self.machine) - (tree_busy(os.getpid()) - self.mine)
-        return max(0.0, others / wall) if wall > 0 and not math.isnan(others) else float("nan")
-
-
 # --- the server ---------------------------------------------------------------------------------
 
 class ServerLog:
@@ -483,47 +440,6 @@ def type_turn(page, turn: Turn, timeout: float) -> None:
 
 
 # --- the physical limit -------------------------------------------------------------------------
-
-class Limit:
-    """The bare model, no app around it: what reading and generating a job's tokens costs."""
-
-    def __init__(self, model_path: Path, threads: int):
-        from llama_cpp import Llama
-
-        self.llama = Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=threads, verbose=False)
-        text = self.llama.tokenize(FILLER.read_text(encoding="utf-8").encode(), add_bos=False)
-        self.filler = (text * (N_CTX // len(text) + 1))[:N_CTX]  # the KV cache always holds a prefix of this
-        self.measured: dict[tuple[int, int, int], float] = {}
-        self.eval(64)  # the first evaluation allocates buffers: not part of any job
-        self.llama.n_tokens = 0
-
-    def eval(self, upto: int, one_by_one: bool = False) -> None:
-        """Extend the KV cache with the filler up to position `upto`."""
-        start = self.llama.n_tokens
-        if one_by_one:
-            for position in range(start, upto):
-                self.llama.eval([self.filler[position]])
-        elif upto > start:
-            self.llama.eval(self.filler[start:upto])
-
-    def job(self, cached: int, new: int, generated: int) -> float:
-        """Seconds to read `new` tokens on top of `cached` ones, then generate `generated` one at a time."""
-        generated = max(1, generated)
-        cached = min(cached, N_CTX - 1 - generated)
-        new = max(1, min(new, N_CTX - cached - generated))
-        key = (cached, new, generated)
-        if key not in self.measured:
-            self.llama.n_tokens = min(self.llama.n_tokens, cached)  # eval drops the cache beyond this
-            self.eval(cached)  # untimed: what the app found cached
-            started = time.perf_counter()
-            self.eval(cached + new)
-            self.eval(cached + new + generated, one_by_one=True)
-            self.measured[key] = time.perf_counter() - started
-        return self.measured[key]
-
-    def close(self) -> None:
-        self.llama.close()
-
 
 def measure_limits(turns: list[Turn], model_path: Path, threads: int) -> float:
     """Fill in each job's limit (shortest cached prefix first, so the untimed prefix only grows); seconds spent."""

@@ -18,6 +18,7 @@ here), and a model only skips what starts exactly as its last prompt did. So:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from loguru import logger
 
 from ..knowledge.recall import Recall, excerpt, knowledge_note, recall, source_of
 from ..location import NOWHERE, Location
+from .commands import STATE_ROWS, rows_text
 from .conversations import Conversations
 
 DOCS_DIR = Path(__file__).resolve().parents[3] / "docs"
@@ -33,7 +35,6 @@ PERSONA = ("You are Chip, the assistant that lives inside Theseus, a local-first
            "You see what the user does in the app and help them with it.")
 EVENT_LINES = 40  # at most this many actions in one note (the newest)
 FIRST_EVENTS = 8  # a conversation's first note: the latest actions before it began, for a start
-ROWS_IN_STATE = 30
 REPLY_TOKENS = 512
 KNOWLEDGE_TOKENS = 260  # the excerpts for one message: each token costs the turn ~10 ms to read
 FULL, KEEP = 0.9, 0.3  # past FULL of the room before a turn, the oldest entries go, down to KEEP: one re-read of
@@ -100,13 +101,11 @@ def state_heading(runtime, location: Location = NOWHERE) -> str:
 
 def state_note(runtime, location: Location = NOWHERE) -> str:
     """The heading, each app's one-line summary, and the open app's rows (quoted as data)."""
-    from .commands import rows_text  # the decoder shows rows the same way
-
     lines = ["The state now:", state_heading(runtime, location)]
     lines += [f"{p.display_name}: {p.summary()}." for p in runtime.plugins.values() if p.summary()]
     app = runtime.plugins.get(location.app)
     if app is not None and hasattr(app, "rows"):
-        lines.append(rows_text(app, app.rows(limit=ROWS_IN_STATE)))
+        lines.append(rows_text(app, app.rows(limit=STATE_ROWS)))  # as the decoder shows them
     return "\n".join(lines)
 
 
@@ -200,7 +199,7 @@ def build_context(runtime, backend, conversation_id: int, *, instruction: str = 
     False leaves the knowledge index alone (reading ahead).
     """
     window = window or getattr(backend, "n_ctx", None) or 4096
-    count = backend.count_tokens
+    count = functools.lru_cache(maxsize=None)(backend.count_tokens)  # each entry is counted several times below
     system = prefix(runtime)
     context = Context([], window - reply_tokens, {"system": count(system["content"])})
     entries = Conversations(runtime.db).transcript(conversation_id)
