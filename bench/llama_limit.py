@@ -8,8 +8,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from theseus.package_docs import doc_text
+
 N_CTX = 4096  # the embedded backend's window (EmbeddedBackend's default)
-FILLER = Path(__file__).resolve().parents[1] / "docs" / "crash-course.md"  # real text for the cached prefix
+FILLER = "crash-course.md"  # a file of the package's docs: real text for the cached prefix
 
 
 class Limit:
@@ -19,7 +21,7 @@ class Limit:
         from llama_cpp import Llama
 
         self.llama = Llama(model_path=str(model_path), n_ctx=N_CTX, n_threads=threads, verbose=False)
-        text = self.llama.tokenize(FILLER.read_text(encoding="utf-8").encode(), add_bos=False)
+        text = self.llama.tokenize(doc_text(FILLER).encode(), add_bos=False)
         self.filler = (text * (N_CTX // len(text) + 1))[:N_CTX]  # the KV cache always holds a prefix of this
         self.measured: dict[tuple[int, int, int], float] = {}
         self.eval(64)  # the first evaluation allocates buffers: not part of any job

@@ -46,7 +46,7 @@ noted per turn.
 The physical limit, measured in the same run once the browser and the server
 are gone (the cores are free): the same GGUF loaded by llama_cpp.Llama with
 the app's n_ctx and threads. For each job of a turn, `cached` tokens are
-evaluated first (untimed: real text, docs/crash-course.md repeated; the KV
+evaluated first (untimed: real text, the crash course repeated; the KV
 cache always holds a prefix of that same text, so a shorter prefix is reused
 by truncation), then timed: the `new` tokens in one llama.eval, then tokens
 one at a time, as many as the user waits for: every generated token of a

@@ -78,7 +78,7 @@ def known(runtime) -> dict[str, list]:
             "keys": [r["key"] for r in db.query("SELECT key FROM pipelines ORDER BY rowid DESC LIMIT 5")],
             "tokens": list(runtime.chat.agent.proposals),
             "apps": list(runtime.plugins),
-            "paths": ["docs/crash-course.md"]}
+            "paths": ["src/theseus/docs/crash-course.md"]}
 
 
 def value_for(data, name: str, kind: str, runtime):
@@ -135,10 +135,10 @@ def server_log(config):
 
 @pytest.fixture
 def indexed_doc(runtime):
-    """docs/crash-course.md listed in the knowledge index, so the source viewer opens it."""
+    """src/theseus/docs/crash-course.md listed in the knowledge index, so the source viewer opens it."""
     root = str(Path(__file__).resolve().parents[1])
     runtime.db.conn.execute("INSERT INTO knowledge_files (path, root, kind, hash, mtime, size, chunks, indexed) "
-                            "VALUES ('docs/crash-course.md', ?, 'doc', '', 0, 0, 0, '')", (root,))
+                            "VALUES ('src/theseus/docs/crash-course.md', ?, 'doc', '', 0, 0, 0, '')", (root,))
 
 
 @pytest.fixture
@@ -228,8 +228,8 @@ def number_targets(app, runtime) -> list[tuple[str, str, str]]:
         if route.path.endswith("/more"):
             found += [(method, route.path + "?priority={n}&id=1", f"{route.path} priority"),
                       (method, route.path + "?priority=1&id={n}", f"{route.path} id")]
-    found += [("GET", "/source?path=docs/crash-course.md&line={n}", "/source line"),
-              ("GET", "/source?path=docs/crash-course.md&line=1&end={n}", "/source end")]
+    found += [("GET", "/source?path=src/theseus/docs/crash-course.md&line={n}", "/source line"),
+              ("GET", "/source?path=src/theseus/docs/crash-course.md&line=1&end={n}", "/source end")]
     for op in runtime.registry.operations.values():
         found += [("POST", f"/ops/{op.name}?{p.name}={{n}}", f"{op.name} {p.name}")
                   for p in op.params if p.kind in ("int", "int_list") and not op.internal]
@@ -263,7 +263,8 @@ def test_every_integer_a_request_carries_is_parsed_with_bounds(app, client, runt
 
 
 @pytest.mark.parametrize("url", [
-    "/source?path=docs/crash-course.md&line=%C2%B2", "/source?path=docs/crash-course.md&line=1&end=%C2%B2",
+    "/source?path=src/theseus/docs/crash-course.md&line=%C2%B2",
+    "/source?path=src/theseus/docs/crash-course.md&line=1&end=%C2%B2",
     f"/chat/{2**63}/export.md", f"/chat/{2**64}/export.json", f"/apps/tasks/{2**63}", f"/apps/tasks/{2**64}/edit",
     f"/apps/tasks/more?priority={2**63}&id=1", f"/apps/tasks/more?priority=1&id={2**64}"])
 def test_the_reported_odd_inputs_are_clear_400s(client, runtime, indexed_doc, url):

@@ -149,7 +149,8 @@ def get_urls(app, runtime, key: str) -> list[str]:
         if route.path == "/apps/{name}":  # every app's page, and a run's page with its key in the address
             urls += [app_url(name) for name in runtime.plugins] + [f"/apps/hello?run={key}", "/"]
     return urls + ["/apps/tasks/more?priority=0&id=1", "/search?q=tasks", "/chat/list?q=a",
-                   f"/chip/context?app=hello&run={key}&message=fill+in+Ada", "/source?path=docs/crash-course.md"]
+                   f"/chip/context?app=hello&run={key}&message=fill+in+Ada",
+                   "/source?path=src/theseus/docs/crash-course.md"]
 
 
 def test_no_get_changes_anything_whoever_causes_it(app, client, runtime):

@@ -10,7 +10,7 @@ import pytest
 from theseus.config import Config
 from theseus.db import Database
 from theseus.events import append_event
-from theseus.knowledge import Knowledge
+from theseus.knowledge import Knowledge, default_sources
 from theseus.knowledge.chunking import chunk_file
 from theseus.knowledge.embedders import E5Embedder
 from theseus.knowledge.index import MAX_FILE_BYTES, Report, Source
@@ -260,3 +260,15 @@ def test_indexing_waits_while_the_model_works_on_a_turn(tmp_path, corpus, e5):
         knowledge.index.stopping.set()
         refresh.join(60)
         db.close()
+
+
+def test_the_default_sources_are_the_packages_docs_and_source_and_the_users_plugins_with_their_notes(tmp_path):
+    user = {"workflows/trip.py": "code", "workflows/trip.md": "doc", "apps/notes.py": "code", "apps/notes.md": "doc"}
+    for name in user:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("# Trip\n")
+    kinds = {file.relative_to(source.root).as_posix(): source.kind
+             for source in default_sources(Config(data_dir=tmp_path)) for file in source.files()}
+    assert {name: kinds.get(name) for name in user} == user
+    assert kinds["src/theseus/docs/crash-course.md"] == kinds["src/theseus/docs/workflows/hello.md"] == "doc"
+    assert kinds["src/theseus/workflows/chip.py"] == "code"

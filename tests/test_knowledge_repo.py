@@ -50,7 +50,8 @@ def test_theseus_index_brings_the_index_up_to_date(config, capsys):
     assert main(["index", "--data", str(config.data_dir)]) == 0
     out, err = capsys.readouterr()
     assert "unchanged" in err and "knowledge index:" in out and " doc" in out and " code" in out
-    assert "docs/apps/tasks.md" in {r["path"] for r in Database(config.db_path).query("SELECT path FROM knowledge_files")}
+    paths = {r["path"] for r in Database(config.db_path).query("SELECT path FROM knowledge_files")}
+    assert "src/theseus/docs/apps/tasks.md" in paths
 
 
 def test_theseus_eval_retrieval_meets_its_goal(config, capsys):
@@ -74,7 +75,7 @@ def test_theseus_context_prints_what_chip_would_see(config, capsys):
     assert main(["context", "How do I undo something Chip did?", "--data", str(config.data_dir)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("== tokens") and "knowledge" in out and "== dropped" in out
-    assert "docs/apps/activity.md:" in out and "You are Chip" in out
+    assert "src/theseus/docs/apps/activity.md:" in out and "You are Chip" in out
     assert main(["context", "--data", str(config.data_dir)]) == 0
     assert "Nothing was looked up" in capsys.readouterr().out
 
@@ -94,7 +95,7 @@ def test_asking_about_a_workflow_links_to_the_right_file_in_the_viewer(open_page
     expect(links.first).to_be_visible()
     hello = links.filter(has_text="hello")
     expect(hello.first).to_be_visible()
-    label = hello.first.inner_text()  # e.g. docs/workflows/hello.md:15
+    label = hello.first.inner_text()  # e.g. src/theseus/docs/workflows/hello.md:15
     path, line = label.rsplit(":", 1)
     with page.context.expect_page() as opened:
         hello.first.click()

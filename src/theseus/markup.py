@@ -33,7 +33,8 @@ _ATTRIBUTES = {
     "span": {"class"},
 }
 _DIV_CLASSES = {"code-block", "code-lang", "table-wrap"}
-# A file path with an extension, a colon and a line (or a range): src/theseus/app.py:42, docs/chat.md:3-9
+# A file path with an extension, a colon and a line (or a range): src/theseus/app.py:42,
+# src/theseus/docs/apps/chat.md:3-9
 _PATH_REF = re.compile(r"(?<![\w/.-])([\w.-]+(?:/[\w.-]+)*\.[A-Za-z0-9]{1,10}):([1-9][0-9]{0,6})(?:-([1-9][0-9]{0,6}))?"
                        r"(?![\w])")
 REF_LIMIT = 50  # distinct paths of one text looked up in the index

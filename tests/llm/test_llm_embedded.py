@@ -4,13 +4,12 @@ counts tokens with the model's tokenizer, and never blocks the event loop."""
 import asyncio
 import itertools
 import json
-from pathlib import Path
 
 import pytest
 
 from theseus.llm import BackendError, BackendUnavailable, EmbeddedBackend
+from theseus.package_docs import doc_text
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = {"type": "object", "properties": {"op": {"enum": ["add", "none"]}}, "required": ["op"]}
 STORY = [
     {"role": "system", "content": "You are Chip, a helpful assistant."},
@@ -216,7 +215,7 @@ def test_bad_messages_are_refused(tmp_path):
 @pytest.mark.model
 def test_a_saved_prompt_state_makes_the_first_prompt_after_a_restart_warm(real_model, shared_models_dir, tmp_path):
     """Each context's state is saved after a job and read back at the next start: only new tokens are read."""
-    system = {"role": "system", "content": (REPO_ROOT / "docs" / "crash-course.md").read_text()}
+    system = {"role": "system", "content": doc_text("crash-course.md")}
     first_turn = [system, {"role": "user", "content": "Say hi."}]
 
     async def reply(backend, messages):

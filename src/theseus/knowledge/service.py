@@ -1,4 +1,4 @@
-"""Knowledge: what Chip can look up (the docs, Theseus's own source, the action log) and how.
+"""Knowledge: what Chip can look up (the docs, Theseus's own source, the user's plugins, the action log) and how.
 
 One `Knowledge` hangs off the runtime. It builds nothing by itself: the
 server starts it (a background refresh, then the file watcher) when
@@ -17,6 +17,7 @@ from loguru import logger
 
 from ..config import Config
 from ..db import Database
+from ..package_docs import docs_folder
 from .embedders import Embedder, embedder_spec, make_embedder
 from .index import Index, Progress, Report, Source
 from .search import Results, search
@@ -36,12 +37,13 @@ def lower_priority() -> None:
 
 
 def default_sources(config: Config) -> list[Source]:
-    """The repository's docs/ and the package's source, plus the user's own plugins."""
-    repo = PACKAGE_DIR.parents[1]
-    root = repo if (repo / "docs").is_dir() else PACKAGE_DIR.parent
+    """The package's docs and source, and the user's plugins in the data dir with the notes beside them."""
+    root = PACKAGE_DIR.parents[1] if PACKAGE_DIR.parent.name == "src" else PACKAGE_DIR.parent  # a checkout cites src/
     package = PACKAGE_DIR.relative_to(root).as_posix()
-    return [Source(root, "docs/*.md", "doc"), Source(root, f"{package}/*.py", "code"),
-            Source(config.data_dir, "apps/*.py", "code"), Source(config.data_dir, "workflows/*.py", "code")]
+    docs = docs_folder().resolve().relative_to(root).as_posix()
+    user = [Source(config.data_dir, pattern, kind) for pattern, kind in
+            (("apps/*.py", "code"), ("workflows/*.py", "code"), ("apps/*.md", "doc"), ("workflows/*.md", "doc"))]
+    return [Source(root, f"{docs}/*.md", "doc"), Source(root, f"{package}/*.py", "code"), *user]
 
 
 class Knowledge:

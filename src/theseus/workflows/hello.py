@@ -4,6 +4,7 @@ Copy this file into `$THESEUS_DATA/workflows/` under a new name, change
 `name` and the steps, and it appears in the Apps menu after a restart. The
 engine (workflows/engine.py) supplies the landing page, new run / resume,
 the step cards, submit, revert, finalize and unlock, and Chip's guidance.
+Chip's notes for each step are a markdown file: put yours beside your file.
 """
 
 from fasthtml.common import P, Strong
@@ -23,7 +24,8 @@ class Hello(Workflow):                        # a workflow is a Workflow subclas
             label="Your name",                # the card's title and the field's label
             placeholder="e.g. Ada",
             say="Hi! What's your name? Type it in the first card (or just tell me).",  # Chip says this
-            notes="hello.md#Your name",       # docs/workflows/hello.md, section "Your name": Chip's notes
+            notes="hello.md#Your name",       # section "Your name" of hello.md (beside this file, else in
+                                              # theseus/docs/workflows/): Chip's notes for the step
             check=lambda value, values: (     # an error message for a bad value, or None
                 "A name that long? Please keep it under 100 characters." if len(value) > 100 else None),
         ),
