@@ -13,7 +13,8 @@ def test_a_new_file_gets_every_migration_and_wal(tmp_path):
     assert db.value("PRAGMA journal_mode") == "wal"
     assert db.value("PRAGMA foreign_keys") == 1
     tables = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"store", "profiles", "tasks", "events", "migrations"} <= tables
+    assert {"store", "events", "pipelines", "plugin_migrations", "migrations"} <= tables
+    assert not {"profiles", "tasks"} & tables  # the plugins declare their own
 
 
 def test_opening_again_is_idempotent(tmp_path):
@@ -25,23 +26,22 @@ def test_opening_again_is_idempotent(tmp_path):
 def test_an_older_file_migrates_and_keeps_its_rows(tmp_path):
     old = Database(tmp_path / "t.db", migrate_to=1)
     assert old.schema_version == 1
-    old.conn.execute("INSERT INTO profiles (name) VALUES ('Old')")
-    old.conn.execute("INSERT INTO tasks (name, profile_id) VALUES ('kept', 1)")
+    old.conn.execute("INSERT INTO events (time, actor, operation) VALUES ('2026-01-01', 'user', 'x.y')")
     old.close()
     db = Database(tmp_path / "t.db")
     assert db.schema_version == MIGRATIONS[-1][0]
-    assert db.query("SELECT name FROM tasks") == [{"name": "kept"}]
+    assert db.query("SELECT operation FROM events") == [{"operation": "x.y"}]
     indexes = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "tasks_by_profile" in indexes
+    assert "events_by_time" in indexes
 
 
 def test_a_failed_transaction_leaves_nothing(tmp_path):
     db = Database(tmp_path / "t.db")
     with pytest.raises(RuntimeError):
         with db.transaction():
-            db.conn.execute("INSERT INTO profiles (name) VALUES ('half')")
+            db.conn.execute("INSERT INTO store (key, value) VALUES ('half', '1')")
             raise RuntimeError("boom")
-    assert db.value("SELECT COUNT(*) FROM profiles") == 0
+    assert db.value("SELECT COUNT(*) FROM store") == 0
 
 
 def test_store_is_a_persistent_dict(tmp_path):
@@ -56,11 +56,3 @@ def test_store_is_a_persistent_dict(tmp_path):
         del store["profile_id"]
     db.close()
     assert Database(tmp_path / "t.db").store["prefs"] == {"theme": "dark", "chat": [1, 2]}
-
-
-def test_tasks_need_an_existing_profile(tmp_path):
-    import apsw
-    db = Database(tmp_path / "t.db")
-    with pytest.raises(apsw.ConstraintError):
-        with db.transaction():
-            db.conn.execute("INSERT INTO tasks (name, profile_id) VALUES ('orphan', 42)")

@@ -18,7 +18,7 @@ from theseus.apps.crud import BaseApp
 class Notes(BaseApp):
     name = "notes"
     display_name = "Notes"
-    table = "tasks"          # reuses the tasks table, to keep the example small
+    table = "notes"
     item = "note"
     per_profile = True
 

@@ -18,22 +18,12 @@ import apsw
 import sqlite_vec
 from fastlite import database
 
-# Ordered migrations: (version, name, SQL). Never edit an applied one; append.
+# Ordered migrations of the core's own tables: (version, name, SQL). Never change what an applied one does to a
+# database; append. (Versions 1 and 2 once also created the Tasks and Profiles tables: a database made then has them
+# exactly as those plugins declare them now, see theseus/tables.py.)
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", """
         CREATE TABLE store (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE profiles (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            priority INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE TABLE tasks (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL,
-            done INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1)),
-            priority INTEGER NOT NULL DEFAULT 0,
-            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE
-        );
         CREATE TABLE events (
             id INTEGER PRIMARY KEY,
             time TEXT NOT NULL,
@@ -45,8 +35,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             profile_id INTEGER
         );
     """),
-    (2, "indexes for per-profile lists and the recent action log", """
-        CREATE INDEX tasks_by_profile ON tasks (profile_id, priority, id);
+    (2, "an index for the recent action log", """
         CREATE INDEX events_by_time ON events (time);
     """),
     (3, "persistent chat: conversations and messages", """
@@ -127,6 +116,15 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         INSERT INTO transcript (conversation_id, kind, role, content, message_id)
             SELECT conversation_id, 'message', role, content, id FROM messages ORDER BY id;
         ALTER TABLE conversations ADD COLUMN context_start INTEGER NOT NULL DEFAULT 0;
+    """),
+    (8, "plugins' own tables: what was created or migrated for which plugin, in order", """
+        CREATE TABLE plugin_migrations (
+            id INTEGER PRIMARY KEY,
+            plugin TEXT NOT NULL,
+            name TEXT NOT NULL,
+            applied TEXT NOT NULL,
+            UNIQUE (plugin, name)
+        );
     """),
 ]
 

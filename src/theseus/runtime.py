@@ -15,6 +15,7 @@ from .events import Broadcaster, append_event
 from .knowledge import Knowledge
 from .llm.spec import make_backend
 from .plugins import BrokenPlugin, Plugin, builtin_modules, describe, discover, user_modules
+from .tables import ensure_schema, schema_order
 from .workflows.jobs import Jobs
 
 
@@ -46,15 +47,52 @@ class Runtime:
                    + user_modules(self.config.user_apps_dir)
                    + user_modules(self.config.user_workflows_dir, prefix="theseus_user_workflows"))
         classes, self.broken = discover(sources)
+        plugins: list[Plugin] = []
         for cls in sorted(classes, key=lambda c: (c.order, c.name)):
-            try:
-                self.add_plugin(cls(self))
-            except Exception as error:
-                logger.opt(exception=error).error(f"plugin {cls.name} failed to start")
-                module = cls.__module__
-                self.broken.append(BrokenPlugin(module.rsplit(".", 1)[-1], module, describe(error)))
+            self.attempt(cls, lambda: plugins.append(cls(self)))
+        for plugin in self.with_tables(plugins):
+            self.attempt(type(plugin), lambda: self.add_plugin(plugin))
         logger.info(f"plugins: {', '.join(self.plugins)}"
                     + (f"; broken: {', '.join(b.name for b in self.broken)}" if self.broken else ""))
+
+    def attempt(self, cls: type[Plugin], step) -> bool:
+        """Run step() for one plugin (making it, its tables, registering it); a failure makes it a broken plugin."""
+        try:
+            step()
+            return True
+        except Exception as error:
+            logger.opt(exception=error).error(f"plugin {cls.name} failed to start")
+            module = cls.__module__
+            self.broken.append(BrokenPlugin(module.rsplit(".", 1)[-1], module, describe(error)))
+            return False
+
+    def with_tables(self, plugins: list[Plugin]) -> list[Plugin]:
+        """The plugins whose tables and migrations are in place (made now if needed, referenced tables first);
+        a plugin whose declaration or migration fails, or that declares a table another plugin has, is broken."""
+        declared, owners = {}, {}
+        for plugin in plugins:
+            self.attempt(type(plugin), lambda: declared.__setitem__(plugin, self.own_tables(plugin, owners)))
+        failed = set()
+        pairs = [(plugin, table) for plugin, tables in declared.items() for table in tables]
+        for plugin, table in schema_order(pairs):
+            if plugin not in failed and not self.attempt(
+                    type(plugin), lambda: ensure_schema(self.db, plugin.name, [table], [])):
+                failed.add(plugin)
+        for plugin in declared:
+            if plugin not in failed and not self.attempt(
+                    type(plugin), lambda: ensure_schema(self.db, plugin.name, [], plugin.migrations)):
+                failed.add(plugin)
+        return [plugin for plugin in declared if plugin not in failed]
+
+    @staticmethod
+    def own_tables(plugin: Plugin, owners: dict[str, Plugin]) -> list:
+        """The plugin's declared tables; ValueError if another plugin declared one of them first."""
+        tables = list(plugin.tables)
+        for table in tables:
+            owner = owners.setdefault(table.name, plugin)
+            if owner is not plugin:
+                raise ValueError(f"table {table.name!r} belongs to the {owner.name} app; declare a table of your own")
+        return tables
 
     def add_plugin(self, plugin: Plugin) -> None:
         if plugin.name in self.plugins:

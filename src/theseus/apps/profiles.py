@@ -1,4 +1,4 @@
-"""Profiles: workspaces. Tasks (and later workflow runs) belong to the current profile."""
+"""Profiles: workspaces. The rows of per-profile apps (Tasks, ...) and workflow runs belong to the current profile."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ProfileName = Annotated[str, Text(min_len=1, max_len=100)]
 class Profiles(BaseApp):
     name = "profiles"
     display_name = "Profiles"
-    description = "Workspaces: each has its own tasks. Switch with the menu in the nav bar."
+    description = "Workspaces: each has its own tasks, contacts, runs... Switch with the menu in the nav bar."
     order = 20
     table = "profiles"
     item = "profile"
@@ -36,21 +36,31 @@ class Profiles(BaseApp):
 
     @operation(target="profile", destructive=True)
     def delete(self, ctx, id: int) -> Result:
-        """Delete the profile with this id and all its tasks."""
+        """Delete the profile with this id and everything in it."""
         profile = self.find(ctx, id)
         others = [r["id"] for r in self.rows() if r["id"] != id]
         if not others:
             raise OperationError("You can't delete the last profile.")
-        tasks = ctx.db.query("SELECT id FROM tasks WHERE profile_id = ?", (id,))
-        for task in tasks:
-            ctx.delete("tasks", task["id"])
+        counts = self.contents(id)
+        for app in self.per_profile_apps():
+            for row in ctx.db.query(f"SELECT id FROM {app.table} WHERE profile_id = ?", (id,)):
+                ctx.delete(app.table, row["id"])  # one by one, so the undo restores each
         ctx.delete(self.table, id)
         signals = ()
         if ctx.profile_id == id:
             ctx.store["profile_id"] = others[0]
             signals = ("profile",)
-        plural = "" if len(tasks) == 1 else "s"
-        return Result(f"Deleted {self.label(profile)} and its {len(tasks)} task{plural}", profile, signals)
+        return Result(f"Deleted {self.label(profile)} and its {counts or 'nothing else'}", profile, signals)
+
+    def per_profile_apps(self) -> list:
+        """The loaded list apps whose rows belong to a profile."""
+        return [p for p in self.runtime.plugins.values() if getattr(p, "per_profile", False)]
+
+    def contents(self, profile_id: int) -> str:
+        """What a profile holds, in words: '3 tasks, 1 contact' ('' when nothing)."""
+        counts = [(app.item, self.db.value(f"SELECT COUNT(*) FROM {app.table} WHERE profile_id = ?", (profile_id,)))
+                  for app in self.per_profile_apps()]
+        return ", ".join(f"{n} {item}{'' if n == 1 else 's'}" for item, n in counts if n)
 
     @operation(target="profile")
     def switch(self, ctx, id: int) -> Result:
@@ -61,19 +71,18 @@ class Profiles(BaseApp):
 
     def render_item(self, row: dict, **attrs):
         current = row["id"] == self.runtime.profile_id
-        count = self.db.value("SELECT COUNT(*) FROM tasks WHERE profile_id = ?", (row["id"],))
         return Li(Input(type="hidden", name="ids", value=row["id"]),
                   Span("⠿", cls="handle", title="Drag to reorder", aria_hidden="true"),
                   Span(row["name"], cls="name", title="Click to rename",
                        hx_get=f"{self.view_url(row['id'])}/edit", hx_target=f"#{self.item_id(row['id'])}",
                        hx_swap="outerHTML"),
-                  Small(f"{count} task{'' if count == 1 else 's'}", cls="count"),
+                  Small(self.contents(row["id"]) or "empty", cls="count"),
                   Small("current", cls="badge") if current else
                   Button("Switch", cls="outline", hx_post=op_url("profiles.switch"), hx_vals={"id": row["id"]},
                          hx_swap="none"),
                   Button("✕", cls="delete outline secondary", aria_label=f"Delete {row['name']}",
                          hx_post=op_url("profiles.delete"), hx_vals={"id": row["id"]}, hx_swap="none",
-                         hx_confirm=f"Delete the profile “{row['name']}” and all its tasks?"),
+                         hx_confirm=f"Delete the profile “{row['name']}” and all it holds?"),
                   id=self.item_id(row["id"]), cls="item current" if current else "item", **attrs)
 
     def menu(self, **attrs):
@@ -86,7 +95,8 @@ class Profiles(BaseApp):
         fragments = super().fragments(outcome)
         if any(c.table == self.table for c in outcome.changes):
             fragments.append(self.menu(hx_swap_oob="true"))
-        counted = {(c.after or c.before)["profile_id"] for c in outcome.changes if c.table == "tasks"}
+        tables = {app.table for app in self.per_profile_apps()}
+        counted = {(c.after or c.before)["profile_id"] for c in outcome.changes if c.table in tables}
         counted -= {(c.after or c.before)["id"] for c in outcome.changes if c.table == self.table}
         rows = self.db.query(f"SELECT * FROM profiles WHERE id IN ({','.join('?' * len(counted))})",
                              tuple(counted)) if counted else []
