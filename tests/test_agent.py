@@ -6,7 +6,9 @@ import pytest
 
 from tests.fakes import alternative, verbs
 from tests.test_chat import FINAL
-from theseus.chat.commands import SAMPLE_ROWS, decoded_args, decoder_schema, narrowed_schema
+from theseus.location import Location
+
+TASKS = Location("tasks")
 
 HX = {"HX-Request": "true"}
 pytestmark = pytest.mark.timeout(30)
@@ -22,17 +24,15 @@ def add(runtime, *names):
 
 def test_schemas_are_generated_from_the_registry_and_narrowed_to_the_state(runtime):
     add(runtime, "wash the car", "buy milk")
-    rows = runtime.plugins["tasks"].rows()
-    picked = decoder_schema(runtime.registry.get("tasks.toggle"), rows)
-    assert picked["properties"] == {"task": {"type": "string", "enum": [
-        "wash the car (#1)", "#1 wash the car", "buy milk (#2)", "#2 buy milk"]}}
-    assert decoded_args({"task": "buy milk (#2)"}, rows) == {"id": 2}
-    toggle = narrowed_schema(runtime.registry.get("tasks.toggle"), rows)
-    assert toggle["properties"]["id"] == {"type": "integer", "enum": [1, 2]}
-    update = narrowed_schema(runtime.registry.get("tasks.update"), rows)
-    assert update["required"] == ["id", "name"] and update["properties"]["name"]["maxLength"] == 200
-    sort = narrowed_schema(runtime.registry.get("tasks.sort"), rows)["properties"]["ids"]
-    assert sort["items"]["enum"] == [1, 2] and sort["minItems"] == sort["maxItems"] == 2
+    app = runtime.plugins["tasks"]
+    picked = app.chip_choices(runtime.registry.get("tasks.toggle"), "", TASKS)
+    assert picked == {"properties": {"task": {"type": "string", "enum": [
+        "wash the car (#1)", "#1 wash the car", "buy milk (#2)", "#2 buy milk"]}}, "required": ["task"]}
+    assert app.chip_args(runtime.registry.get("tasks.toggle"), {"task": "buy milk (#2)"}, "", TASKS) == {"id": 2}
+    update = app.chip_choices(runtime.registry.get("tasks.update"), "", TASKS)
+    assert update["required"] == ["task", "name"] and update["properties"]["name"]["maxLength"] == 200
+    listed = app.chip_choices(runtime.registry.get("tasks.list"), "", TASKS)
+    assert listed == {"properties": {}, "required": []}
 
 
 def test_the_decoder_prompt_keeps_its_prefix_and_puts_the_real_rows_last(socket, runtime, backend):
@@ -43,7 +43,7 @@ def test_the_decoder_prompt_keeps_its_prefix_and_puts_the_real_rows_last(socket,
     first = backend.prompts[0]  # the decoder's prompt (the chat reply's comes next)
     assert "- done: Mark the task with this id done" in first[0]["content"] and "- chat:" in first[0]["content"]
     assert all("wash the car" not in m["content"] for m in first[:-1])  # the examples speak of sample rows
-    assert all(SAMPLE_ROWS[0]["name"] not in m["content"] for m in first[-1:])
+    assert all("water the plants" not in m["content"] for m in first[-1:])  # a sample row of Tasks' examples
     last = first[-1]["content"]
     assert last.index('#1 "wash the car"') < last.index('#2 "say \\"hi\\" <b>"') < last.index("Message: hello there")
     add(runtime, "buy milk")
@@ -201,12 +201,12 @@ def test_chat_mode_never_acts_and_command_mode_always_does(socket, runtime, back
     tab = socket()
     tab.send(action="send", message="/chat")
     assert "Mode: <strong>chat</strong>" in tab.until(FINAL)
-    backend.commands = [{"command": "add", "name": "should not happen"}]
+    backend.commands = [{"command": "add", "name": "milk"}]
     tab.send(action="send", message="add something")
     tab.until(FINAL)
     assert tasks(runtime) == [] and backend.schemas == []
     tab.send(action="send", message="/command add milk please")
-    assert "Added task 'should not happen'" in tab.until(FINAL)
+    assert "Added task 'milk'" in tab.until(FINAL)
     assert not {"chat", "help"} & set(verbs(backend.schemas[0]))
     tab.send(action="send", message="/auto")
     assert "Mode: <strong>auto</strong>" in tab.until(FINAL)
@@ -230,11 +230,10 @@ def test_a_list_command_answers_with_the_data(socket, runtime, backend):
     ("take out the trash", [3, 25, 6, 7]),  # no signal: every row stays a candidate
     ("call mom at 5", [3, 25, 6, 7]),
 ])
-def test_candidates_narrow_the_rows_a_message_can_mean(message, expected):
-    from theseus.chat.commands import candidates
+def test_candidates_narrow_the_rows_a_message_can_mean(runtime, message, expected):
     rows = [{"id": 3, "name": "pay electricity bill"}, {"id": 25, "name": "cancel gym membership"},
             {"id": 6, "name": "fix the leaky faucet"}, {"id": 7, "name": "wash the car"}]
-    assert [r["id"] for r in candidates(message, rows)] == expected
+    assert [r["id"] for r in runtime.plugins["tasks"].candidates(message, rows)] == expected
 
 
 def test_a_message_is_decoded_in_one_pass_narrowed_to_the_rows_it_names(socket, runtime, backend):
@@ -249,11 +248,10 @@ def test_a_message_is_decoded_in_one_pass_narrowed_to_the_rows_it_names(socket, 
 
 def test_a_reorder_is_asked_as_one_move_and_becomes_the_new_order(runtime):
     add(runtime, "a", "b", "c")
-    rows = runtime.plugins["tasks"].rows()
-    schema = decoder_schema(runtime.registry.get("tasks.sort"), rows)
-    assert schema["properties"]["to"] == {"type": "string", "enum": ["top", "bottom"]}
-    assert decoded_args({"task": "c (#3)", "to": "top"}, rows) == {"ids": [3, 1, 2]}
-    assert decoded_args({"task": "#1 a", "to": "bottom"}, rows) == {"ids": [2, 3, 1]}
+    app, sort = runtime.plugins["tasks"], runtime.registry.get("tasks.sort")
+    assert app.chip_choices(sort, "", TASKS)["properties"]["to"] == {"type": "string", "enum": ["top", "bottom"]}
+    assert app.chip_args(sort, {"task": "c (#3)", "to": "top"}, "", TASKS) == {"ids": [3, 1, 2]}
+    assert app.chip_args(sort, {"task": "#1 a", "to": "bottom"}, "", TASKS) == {"ids": [2, 3, 1]}
 
 
 @pytest.mark.parametrize("answers, shown", [

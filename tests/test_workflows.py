@@ -451,7 +451,7 @@ def test_a_select_step_gives_chip_its_choices(client, runtime):
     key = start(runtime, "longjob")
     submit(runtime, key, "step_01", "/", name="longjob")
     longjob = runtime.plugins["longjob"]
-    schema = longjob.command_schema(runtime.registry.get("longjob.submit"), Location("longjob", key))
+    schema = longjob.chip_choices(runtime.registry.get("longjob.submit"), "", Location("longjob", key))
     assert schema["properties"]["value"]["enum"] == ["full speed", "gentle (20 MB/s)", "very gentle (2 MB/s)"]
 
 

@@ -55,6 +55,8 @@ class Text:
     min_len: int = 0
     max_len: int = 10_000
     strip: bool = True
+    pattern: str = ""  # a regular expression the whole text must match (also a constraint on Chip's decoding)
+    looks_like: str = ""  # what a matching text looks like, for the error message: "an email address"
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ class Param:
     def schema(self) -> dict:
         if self.kind == "str":
             text = self.text or Text()
-            return {"type": "string", "minLength": text.min_len, "maxLength": text.max_len}
+            schema = {"type": "string", "minLength": text.min_len, "maxLength": text.max_len}
+            return schema | ({"pattern": f"^{text.pattern}$"} if text.pattern else {})
         if self.kind == "int_list":
             return {"type": "array", "items": {"type": "integer"}}
         return {"type": {"int": "integer", "bool": "boolean"}[self.kind]}
@@ -128,6 +131,8 @@ def _to_str(value, param: Param) -> str:
                          else f"needs at least {text.min_len} characters")
     if len(value) > text.max_len:
         raise ValueError(f"is too long: {len(value):,} characters, the limit is {text.max_len:,}")
+    if text.pattern and value and not re.fullmatch(text.pattern, value):
+        raise ValueError(f"must be {text.looks_like or f'text matching {text.pattern}'}, not {value[:40]!r}")
     return value
 
 
@@ -140,14 +145,18 @@ COERCERS = {"int": _to_int, "bool": _to_bool, "str": _to_str, "int_list": _to_in
 
 
 def _param_from(parameter: inspect.Parameter, hint) -> Param:
-    text = None
-    if typing.get_origin(hint) is Annotated:
-        hint, *extras = typing.get_args(hint)
-        text = next((e for e in extras if isinstance(e, Text)), None)
-    optional = False
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        members = [a for a in typing.get_args(hint) if a is not type(None)]
-        optional, hint = len(members) < len(typing.get_args(hint)), members[0]
+    """A parameter from its annotation: int, str, bool or list[int], maybe `Annotated[..., Text(...)]`, and
+    optional with `| None` (outside or inside the Annotated)."""
+    text, optional = None, False
+    for _ in range(2):
+        if typing.get_origin(hint) is Annotated:
+            hint, *extras = typing.get_args(hint)
+            text = text or next((e for e in extras if isinstance(e, Text)), None)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(hint) if a is not type(None)]
+            if len(members) != 1:
+                raise TypeError(f"operation argument {parameter.name!r}: unsupported type {hint!r}")
+            optional, hint = optional or len(members) < len(typing.get_args(hint)), members[0]
     kinds = {int: "int", str: "str", bool: "bool", list[int]: "int_list"}
     if hint not in kinds:
         raise TypeError(f"operation argument {parameter.name!r}: unsupported type {hint!r}")

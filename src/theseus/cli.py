@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("kind", choices=["commands", "retrieval"], help="what to evaluate")
     evaluate.add_argument("file", type=Path, help="JSONL cases (see evals/commands.jsonl, evals/retrieval.jsonl)")
     evaluate.add_argument("--llm", help="backend spec (default THESEUS_LLM or embedded)")
+    evaluate.add_argument("--apps", type=Path, help="commands: a folder of plugin files to load in every case "
+                                                    "(e.g. examples/apps for evals/commands-contacts.jsonl)")
     evaluate.add_argument("--data", help="data directory (commands: only its models are used, cases run in scratch "
                                          "databases; retrieval: its knowledge index, brought up to date first)")
     index = commands.add_parser("index", help="bring Chip's knowledge index (docs, source, action log) up to date")
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         from .knowledge.commands import eval_retrieval_command
         return eval_retrieval_command(config, args.file)
     if args.command == "eval":
-        return asyncio.run(eval_command(config, args.file))
+        return asyncio.run(eval_command(config, args.file, args.apps))
     if args.command in ("index", "context"):
         from .knowledge.commands import context_command, index_command
         return index_command(config, full=args.full) if args.command == "index" else \
@@ -104,7 +106,7 @@ def serve_command(config: Config, *, watch: bool | None, supervised: bool) -> in
     return serve(config, supervised=supervised)
 
 
-async def eval_command(config: Config, path: Path) -> int:
+async def eval_command(config: Config, path: Path, apps: Path | None = None) -> int:
     """Run an eval file against the configured backend; 1 if the file or the backend is unusable."""
     from .evals import load_cases, run_commands_eval
     from .llm.base import BackendError
@@ -113,6 +115,8 @@ async def eval_command(config: Config, path: Path) -> int:
 
     try:
         cases = load_cases(path)
+        if apps is not None and not apps.is_dir():
+            raise ValueError(f"{apps} is not a folder of plugins")
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -120,7 +124,7 @@ async def eval_command(config: Config, path: Path) -> int:
     backend = make_backend(config)
     try:
         await backend.wait_ready(120)
-        await run_commands_eval(cases, backend)
+        await run_commands_eval(cases, backend, apps=apps)
         return 0
     except BackendError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,15 +1,22 @@
-"""`theseus eval commands FILE.jsonl`: how well Chip maps requests to commands, judged by effect.
+"""`theseus eval commands FILE.jsonl`: how well Chip maps requests to commands, for any app.
 
-Each case loads its state into a scratch database (never the user's), runs the
-request through the same command path as the chat, and compares the effect of
-the decoded command with the expected one. Destructive commands are counted as
-proposed (nothing asks for a confirmation click here).
+A case: `{"app": "contacts", "state": {"contacts": [rows]}, "request": "...",
+"expect": {"operation": "contacts.update", "args": {"id": 4, "phone": "555-0100"}}}`.
+Each case loads its state into a scratch data dir (never the user's; the
+plugins of `--apps DIR` are copied in), runs the request from a tab showing
+`app` through the same command path as the chat, and compares the command
+with the expected one: the operation, each expected argument (ids exactly,
+text by its words: what the person meant must be in what Chip wrote), and
+that no other argument was written (a field the message did not give is
+"invented", and counted). Destructive commands are counted as proposed
+(nothing asks for a confirmation click here).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import statistics
 import tempfile
 import time
@@ -20,9 +27,8 @@ from .actions import OperationError
 from .chat.commands import Command, decode_command, validate
 from .config import Config
 from .llm.base import Backend, BackendError
+from .location import Location
 from .runtime import Runtime
-
-OPERATIONS = ("insert", "update", "toggle", "delete", "list", "sort", "none")
 
 
 def load_jsonl(path: Path, is_valid, want: str = "") -> list[dict]:
@@ -44,92 +50,100 @@ def load_jsonl(path: Path, is_valid, want: str = "") -> list[dict]:
 
 def load_cases(path: Path) -> list[dict]:
     """The command cases of a JSONL file."""
-    return load_jsonl(path, lambda case: case["expect"]["operation"] in OPERATIONS and isinstance(case["request"], str))
+    return load_jsonl(path, lambda case: isinstance(case["request"], str) and isinstance(case["app"], str)
+                      and isinstance(case["expect"]["operation"], str) and isinstance(case.get("state", {}), dict)
+                      and isinstance(case["expect"].get("args", {}), dict))
 
 
-def normalized(text: str) -> str:
-    """Lower case, without emoji, quotes and extra spaces (names are compared by their words)."""
-    text = re.sub(r"[^\w\s#'.:,&/-]", " ", text.lower()).replace("'", " ")
-    return " ".join(text.split())
+def normalized(text) -> str:
+    """Lower case, without emoji, quotes and extra spaces (text is compared by its words)."""
+    text = re.sub(r"[^\w\s#'.:,&/@-]", " ", str(text).lower()).replace("'", " ")
+    return " ".join(text.strip(" .,:").split())
 
 
-def scratch_runtime(folder: Path, backend: Backend, state: dict) -> Runtime:
-    runtime = Runtime(Config(data_dir=folder), backend)
+def scratch_runtime(folder: Path, backend: Backend, state: dict, apps: Path | None = None) -> Runtime:
+    """A runtime on a fresh data dir with the user plugins of `apps` and the state's rows, by app."""
+    if apps is not None:
+        shutil.copytree(apps, folder / "apps", ignore=shutil.ignore_patterns("__pycache__"))
+    runtime = Runtime(Config(data_dir=folder, knowledge=False), backend)
     with runtime.db.transaction():
-        for priority, task in enumerate(state.get("tasks", [])):
-            runtime.db.conn.execute("INSERT INTO tasks (id, name, done, priority, profile_id) VALUES (?, ?, ?, ?, ?)",
-                                    (task["id"], task["name"], int(task.get("done", False)), priority,
-                                     runtime.profile_id))
+        for name, rows in state.items():
+            app = runtime.plugins[name]
+            for priority, row in enumerate(rows):
+                extra = {"priority": priority} | ({"profile_id": runtime.profile_id} if app.per_profile else {})
+                runtime.db.table(app.table).insert({**row, **extra})
     return runtime
 
 
-def judge(runtime: Runtime, case: dict, command: Command) -> tuple[bool, str]:
-    """Whether the command has the expected effect (applied to the scratch database)."""
+def judge(case: dict, command: Command) -> tuple[bool, str, list[str]]:
+    """(passed, why not, the arguments written that the message did not give)."""
     expect = case["expect"]
     wanted, args = expect["operation"], expect.get("args", {})
-    got = command.operation.split(".")[-1]
-    if got != wanted:
-        return False, f"expected {wanted}"
-    if wanted in ("none", "list"):
-        return True, ""
-    if wanted == "delete":
-        return command.args.get("id") == args["id"], f"expected id {args['id']}"
-    before = {t["id"]: t for t in runtime.db.query("SELECT * FROM tasks")}
-    outcome = runtime.registry.execute(command.operation, command.args, actor="llm")
-    after = {t["id"]: t for t in runtime.db.query("SELECT * FROM tasks")}
-    if wanted == "insert":
-        new = [t for i, t in after.items() if i not in before]
-        return bool(new) and normalized(args["name"]) in normalized(new[0]["name"]), f"expected name ~ {args['name']!r}"
-    if wanted == "toggle":
-        flipped = {i for i in before if before[i]["done"] != after[i]["done"]}
-        return flipped == {args["id"]}, f"expected #{args['id']} flipped"
-    if wanted == "update":
-        return (outcome.value["id"] == args["id"] and normalized(args["name"]) in normalized(after[args["id"]]["name"]),
-                f"expected #{args['id']} ~ {args['name']!r}")
-    order = [t["id"] for t in runtime.db.query("SELECT id FROM tasks ORDER BY priority, id")]
-    return order == args["ids"], f"expected order {args['ids']}"
+    if command.operation != wanted:
+        return False, f"expected {wanted}" + (f" (Chip asked: {command.ask!r})" if command.ask else ""), []
+    if wanted == "none":
+        return True, "", []
+    got = {k: v for k, v in command.args.items() if v not in (None, "")}
+    invented = sorted(set(got) - set(args))
+    wrong = [k for k, v in args.items() if not matches(v, got.get(k))]
+    if command.ask:
+        return False, f"Chip asked: {command.ask!r}", []
+    if wrong or invented:
+        return False, "; ".join([f"expected {k}={args[k]!r}" for k in wrong] +
+                                [f"wrote {k}={got[k]!r}, not given" for k in invented]), invented
+    return True, "", []
 
 
-async def run_case(case: dict, backend: Backend, folder: Path) -> dict:
-    runtime = scratch_runtime(folder, backend, case["state"])
+def matches(expected, got) -> bool:
+    """Whether Chip's value is what was meant: ids and lists exactly, text by containment of its words."""
+    if isinstance(expected, str):
+        return got is not None and normalized(expected) in normalized(got)
+    return expected == got
+
+
+async def run_case(case: dict, backend: Backend, folder: Path, apps: Path | None = None) -> dict:
+    runtime = scratch_runtime(folder, backend, case.get("state", {}), apps)
     started = time.perf_counter()
     try:
-        command = await decode_command(runtime, backend, case["request"])
+        command = await decode_command(runtime, backend, case["request"], location=Location(case["app"]))
         seconds = time.perf_counter() - started
-        validate(runtime, command)
-        passed, detail = judge(runtime, case, command)
-        return {"passed": passed, "detail": "" if passed else detail, "seconds": seconds, "invalid": False,
-                "command": command}
+        if not command.ask:
+            validate(runtime, command)
+        passed, detail, invented = judge(case, command)
+        return {"passed": passed, "detail": detail, "seconds": seconds, "invalid": False, "command": command,
+                "invented": invented}
     except OperationError as error:  # the model chose arguments the registry refuses
         return {"passed": False, "detail": f"invalid: {error.message}", "seconds": time.perf_counter() - started,
-                "invalid": True, "command": None}
+                "invalid": True, "command": None, "invented": []}
     except BackendError as error:
         return {"passed": False, "detail": f"model failed: {error}", "seconds": time.perf_counter() - started,
-                "invalid": True, "command": None}
+                "invalid": True, "command": None, "invented": []}
     finally:
         runtime.close()
 
 
-async def run_commands_eval(cases: list[dict], backend: Backend, out=print) -> dict:
-    """Run every case; print one line each, then per-operation figures and `accuracy: N/M (P%)` last."""
+async def run_commands_eval(cases: list[dict], backend: Backend, out=print, apps: Path | None = None) -> dict:
+    """Run every case; print one line each, then per-operation figures, invented fields, and `accuracy: N/M (P%)`
+    last."""
     results, by_op = [], defaultdict(list)
     for number, case in enumerate(cases, 1):
         with tempfile.TemporaryDirectory(prefix="theseus-eval-") as folder:
-            result = await run_case(case, backend, Path(folder))
+            result = await run_case(case, backend, Path(folder), apps)
         results.append(result)
         by_op[case["expect"]["operation"]].append(result)
         command = result["command"]
-        shown = f"{command.operation} {json.dumps(command.args, ensure_ascii=False)}" if command else "-"
-        out(f"{'PASS' if result['passed'] else 'FAIL'} {number:3} {case['expect']['operation']:7} "
+        shown = "-" if command is None else f"asks {command.ask!r}" if command.ask else \
+            f"{command.operation} {json.dumps(command.args, ensure_ascii=False)}"
+        out(f"{'PASS' if result['passed'] else 'FAIL'} {number:3} {case['expect']['operation']:16} "
             f"{result['seconds']:5.2f}s  {case['request']!r} -> {shown}"
             + (f"  ({result['detail']})" if result["detail"] else ""))
-    for op in OPERATIONS:
-        if by_op[op]:
-            passed = sum(r["passed"] for r in by_op[op])
-            median = statistics.median(r["seconds"] for r in by_op[op])
-            out(f"  {op:7} {passed}/{len(by_op[op])}  median {median:.2f}s")
+    for op, found in sorted(by_op.items()):
+        median = statistics.median(r["seconds"] for r in found)
+        out(f"  {op:16} {sum(r['passed'] for r in found)}/{len(found)}  median {median:.2f}s")
     passed = sum(r["passed"] for r in results)
+    invented = sum(bool(r["invented"]) for r in results)
     out(f"schema-invalid commands: {sum(r['invalid'] for r in results)}; "
         f"median latency {statistics.median(r['seconds'] for r in results):.2f}s")
+    out(f"cases where a field the message did not give was written: {invented}")
     out(f"accuracy: {passed}/{len(results)} ({100 * passed / max(1, len(results)):.0f}%)")
-    return {"passed": passed, "total": len(results), "results": results}
+    return {"passed": passed, "total": len(results), "invented": invented, "results": results}

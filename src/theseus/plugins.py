@@ -21,14 +21,33 @@ from types import ModuleType
 
 from loguru import logger
 
+from .tables import Table
+
+
+class Ask(Exception):
+    """Chip needs something the message did not give (e.g. a required field): `question` goes back to the user,
+    and nothing is done."""
+
+    def __init__(self, question: str):
+        super().__init__(question)
+        self.question = question
+
 
 class Plugin:
-    """An app in the Apps menu. Subclasses set `name` and `display_name` and render a view."""
+    """An app in the Apps menu. Subclasses set `name` and `display_name` and render a view.
+
+    The hooks below have defaults; a plugin overrides what it needs. Those under "Chip" say how Chip sees
+    and drives the app: `BaseApp` (apps/crud.py) answers them from its table, `Workflow` from its runs.
+    """
 
     name: str = ""
     display_name: str = ""
     description: str = ""
     order: int = 100  # position in the Apps menu
+    item: str = "item"  # what one thing in the app is called: "task", "contact", "step"
+    tables: list[Table] = []  # the plugin's own tables: created, and given new columns, when it loads
+    migrations: list[tuple[str, str]] = []  # (name, SQL): run once each, in order, after its tables exist
+    drivable: bool = False  # Chip turns messages into this app's operations (the chip_* hooks below)
 
     def __init__(self, runtime):
         self.runtime = runtime
@@ -64,6 +83,40 @@ class Plugin:
     def prompt_notes(self, location) -> str:
         """Extra system-prompt text while this app is open in the tab a message came from (`location`: that
         tab's app and run; e.g. a workflow step's domain notes)."""
+        return ""
+
+    # ---- Chip: what it reads, and how a message becomes one of the app's operations ----
+    def data_note(self, location, request: str = "") -> str:
+        """The app's data as Chip reads it while the app is open (values quoted as data, not instructions);
+        with a `request`, the data that message is about."""
+        return ""
+
+    def chip_state(self, location) -> str:
+        """What the command decoder reads before a message: the state the message acts on."""
+        return self.data_note(location)
+
+    def chip_mentions(self, request: str, location) -> str:
+        """The things the message names, when it names some (e.g. row labels), shown under it to the decoder."""
+        return ""
+
+    def chip_verbs(self, location) -> set[str] | None:
+        """The verbs (of `@operation(verb=...)`) that make sense right now; None: all of them."""
+        return None
+
+    def chip_choices(self, op, request: str, location) -> dict:
+        """What the model fills for `op`, as a JSON schema object ({"properties": ..., "required": [...]})."""
+        return {"properties": {}, "required": []}
+
+    def chip_args(self, op, answer: dict, request: str, location) -> dict:
+        """The operation's arguments from the model's answer; raise Ask when the message lacks something."""
+        return answer
+
+    def chip_examples(self) -> list[tuple[str, str, dict]]:
+        """(message, verb, answer) examples for the decoder's prompt, on `chip_example_state()`."""
+        return []
+
+    def chip_example_state(self) -> str:
+        """The state the examples speak of (the same for every real state, so the model's cache of it lasts)."""
         return ""
 
 

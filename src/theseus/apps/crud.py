@@ -1,31 +1,50 @@
 """BaseApp: a CRUD list plugin (a table of items with add, inline edit, delete and sort).
 
-A subclass names its table and item, declares its `insert` and `update`
-operations with typed signatures, and renders one item. BaseApp supplies the
-`list`, `delete` and `sort` operations, the item and list ids, the add/edit
-forms, drag-and-drop sorting, and the fragments that keep every tab in sync.
+A subclass names its table and item, declares the table's `columns` (name ->
+Python type), its `insert` and `update` operations with typed signatures, and
+may render one item its own way. BaseApp supplies the table (with `id`,
+`priority` and, per profile, `profile_id`), the `list`, `delete` and `sort`
+operations, the item and list ids, the add and inline-edit forms (one input
+per column), drag-and-drop sorting, the fragments that keep every tab in
+sync, and how Chip sees and drives the rows (apps/guide.py).
 """
 
 from __future__ import annotations
 
-from fasthtml.common import H2, Button, Form, Input, Li, Section, Span, Ul
+from fasthtml.common import H2, Button, Form, Input, Li, Section, Small, Span, Ul
 
 from ..actions import NotFound, OpContext, OperationError, Outcome, Result, operation, parse_int
 from ..plugins import Plugin
+from ..tables import Table
 from ..ui import op_url
+from .guide import RowGuide
 
 
 MANY_CHANGES = 50  # past this many changed rows, re-render the list instead of each row
 PAGE_SIZE = 100  # rows rendered per page of a list
 
 
-class BaseApp(Plugin):
+class BaseApp(RowGuide, Plugin):
     """A list of rows in one table, ordered by `priority`."""
 
     table: str = ""
     item: str = ""            # what one row is called: "task", "profile"
+    columns: dict[str, type] = {"name": str}  # the table's own columns; the first text column names a row
+    not_null: tuple[str, ...] = ("name",)
+    defaults: dict = {}
     per_profile: bool = False  # rows belong to the current profile (a profile_id column)
     name_limit: int = 500
+    drivable = True
+
+    @property
+    def tables(self) -> list[Table]:
+        """The one table: `id`, the declared columns, `priority` (the list order) and, per profile, `profile_id`."""
+        columns = {"id": int, **self.columns, "priority": int} | ({"profile_id": int} if self.per_profile else {})
+        not_null = (*self.not_null, "priority", *(("profile_id",) if self.per_profile else ()))
+        return [Table(self.table, columns, not_null=not_null, defaults={"priority": 0, **self.defaults},
+                      foreign_keys=(("profile_id", "profiles"),) if self.per_profile else (),
+                      indexes={f"{self.table}_by_profile": ("profile_id", "priority", "id")} if self.per_profile
+                      else {})]
 
     # ---- ids: one helper each, so routes, swaps and tests agree ----
     def item_id(self, row_id: int) -> str:
@@ -97,7 +116,7 @@ class BaseApp(Plugin):
         return before, ctx.update(self.table, row_id, **fields)
 
     def label(self, row: dict) -> str:
-        return f"{self.item} '{row['name']}' (#{row['id']})"
+        return f"{self.item} '{row[self.label_field]}' (#{row['id']})"
 
     # ---- operations every list app has ----
     @operation(target="", name="list", verb="show")
@@ -134,14 +153,39 @@ class BaseApp(Plugin):
 
     # ---- rendering ----
     def render_item(self, row: dict, **attrs):
-        """One row as a list item (FT). Subclasses override."""
-        return Li(Span(row["name"]), id=self.item_id(row["id"]), **attrs)
+        """One row as a list item: drag handle, its name (click to edit), its other fields, delete."""
+        label = row[self.label_field]
+        details = [f"{field}: {row[field]}" for field in self.fields
+                   if field != self.label_field and row.get(field) not in (None, "")]
+        return Li(Input(type="hidden", name="ids", value=row["id"]),
+                  Span("⠿", cls="handle", title="Drag to reorder", aria_hidden="true"),
+                  Span(label, cls="name", title="Click to edit", hx_get=f"{self.view_url(row['id'])}/edit",
+                       hx_target=f"#{self.item_id(row['id'])}", hx_swap="outerHTML"),
+                  Small(" · ".join(details), cls="details") if details else "",
+                  Button("✕", cls="delete outline secondary", aria_label=f"Delete {label}",
+                         hx_post=op_url(f"{self.name}.delete"), hx_vals={"id": row["id"]}, hx_swap="none",
+                         hx_confirm=f"Delete the {self.item} “{label}”?"),
+                  id=self.item_id(row["id"]), cls="item", **attrs)
+
+    def text_params(self, verb: str) -> list:
+        """The text arguments of the app's `verb` operation (insert, update): one form field each."""
+        op = self.runtime.registry.operations.get(f"{self.name}.{verb}")
+        return [p for p in op.params if p.kind == "str"] if op else []
+
+    def field_input(self, param, value: str = "", **attrs):
+        """One form field for a text argument (the row's name field is required, the rest as declared)."""
+        main = param.name == self.label_field
+        limit = param.text.max_len if param.text else self.name_limit
+        return Input(**{"name": param.name, "value": value or "", "maxlength": limit,
+                        "required": main or param.required, "aria_label": param.name.capitalize(),
+                        "placeholder": f"New {self.item}…" if main else param.name.capitalize()} | attrs)
 
     def render_edit(self, row: dict):
-        """The inline edit form for one row."""
-        return Li(Form(Input(type="hidden", name="id", value=row["id"]),
-                       Input(name="name", value=row["name"], aria_label=f"Rename {self.item}",
-                             autofocus=True, required=True, maxlength=self.name_limit),  # Escape: theseus.js
+        """The inline edit form for one row: a field for each text argument of `update`."""
+        fields = [self.field_input(p, row.get(p.name), aria_label=f"Rename {self.item}" if
+                                   p.name == self.label_field else p.name.capitalize(),
+                                   autofocus=p.name == self.label_field) for p in self.text_params("update")]
+        return Li(Form(Input(type="hidden", name="id", value=row["id"]), *fields,  # Escape cancels: theseus.js
                        Button("Save", type="submit"),
                        Button("Cancel", type="button", cls="secondary cancel",
                               hx_get=self.view_url(row["id"]), hx_target=f"#{self.item_id(row['id'])}",
@@ -150,9 +194,10 @@ class BaseApp(Plugin):
                   id=self.item_id(row["id"]), cls="editing")
 
     def render_add_form(self):
-        return Form(Input(name="name", placeholder=f"New {self.item}…", aria_label=f"New {self.item}",
-                          required=True, maxlength=self.name_limit, autocomplete="off"),
-                    Button("Add", type="submit"),
+        """A field for each text argument of `insert`, and Add."""
+        fields = [self.field_input(p, aria_label=f"New {self.item}" if p.name == self.label_field else
+                                   p.name.capitalize(), autocomplete="off") for p in self.text_params("insert")]
+        return Form(*fields, Button("Add", type="submit"),
                     hx_post=op_url(f"{self.name}.insert"), hx_swap="none", cls="add-form",
                     id=f"{self.name}-add")
 

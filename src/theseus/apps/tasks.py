@@ -20,7 +20,35 @@ class Tasks(BaseApp):
     order = 10
     table = "tasks"
     item = "task"
+    columns = {"name": str, "done": bool}
+    not_null = ("name", "done")
+    defaults = {"done": 0}
     per_profile = True
+    chip_samples = [{"name": "water the plants", "done": False}, {"name": "call the bank", "done": True},
+                    {"name": "book the dentist", "done": False}, {"name": "buy oat milk", "done": False}]
+    chip_phrasings = [  # how people say it, on the samples (#31 plants, #32 bank, #33 dentist)
+        ("remind me to buy oat milk", "add", {"name": "buy oat milk"}),
+        ("I watered the plants", "done", {"task": "water the plants (#31)"}),
+        ("how are things with you?", "chat", {}),
+        ("rename call the bank to: call the bank about the loan", "rename",
+         {"task": "call the bank (#32)", "name": "call the bank about the loan"}),
+        ("what does the Activity app do?", "help", {}),
+        ("what is on my list?", "show", {}),
+        ('change "book the dentist" to "book the dentist for Monday"', "rename",
+         {"task": "book the dentist (#33)", "name": "book the dentist for Monday"}),
+        ("how can I mark a task as finished?", "help", {}),
+        ("I need to renew my passport", "add", {"name": "renew my passport"}),
+        ("dentist is booked ✅", "done", {"task": "book the dentist (#33)"}),
+        ("nice, that was fast", "chat", {}),
+        ("get rid of the dentist one", "delete", {"task": "book the dentist (#33)"}),
+        ("make the plants task say water the garden", "rename",
+         {"task": "water the plants (#31)", "name": "water the garden"}),
+        ("how do I change the order of my tasks?", "help", {}),
+        ("untick call the bank, I never reached them", "done", {"task": "call the bank (#32)"}),
+        ("take the plants off my list", "delete", {"task": "water the plants (#31)"}),
+        ("new one: defrost the freezer", "add", {"name": "defrost the freezer"}),
+        ("don't let me forget the dentist appointment", "add", {"name": "dentist appointment"}),
+    ]
 
     @operation(target="task", verb="add")
     def insert(self, ctx, name: TaskName) -> Result:

@@ -13,27 +13,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
 
 from ..actions import OperationError, Outcome
 from ..location import NOWHERE, Location
-from .commands import Command, decode_command, validate
+from .commands import Command, act_on, decode_command, operations, validate
 
 MODES = ("auto", "chat", "command")
 REPEAT_WINDOW = 120.0  # seconds in which Chip refuses to repeat its own identical command
 PROPOSAL_TTL = 600.0  # seconds a confirm card can be used
 RECENT_TURNS = 2  # the last exchange, given to the decoder when a message refers back ("delete it")
 SLASH_HELP = """Commands that need no model:
-- `/add NAME`: add a task
-- `/done ID`: mark task ID done (or not done again)
-- `/list`: list the tasks
+- `/VERB ARGUMENTS`: run one of the open app's operations by its verb (listed below), e.g. `/add NAME`,
+  `/done ID`; a row is named by its id, several values are separated by commas
 - `/undo`: undo Chip's last change
 - `/chat MESSAGE`: just talk, no action (`/chat` alone: stay in chat-only mode)
 - `/command MESSAGE`: always act (`/command` alone: stay in command mode)
 - `/auto`: let Chip decide whether to act or talk (the default)
 - `/help`: this list"""
+NUMBER = re.compile(r"#?([0-9]{1,19})\b")
 
 
 @dataclass
@@ -84,19 +85,16 @@ class Agent:
     def set_mode(self, mode: str) -> None:
         self.runtime.db.store["chat_mode"] = mode
 
-    async def slash(self, word: str, rest: str, conversation_id: int) -> Reply:
-        """Run a slash command (no model)."""
-        run = self.run_user
-        if word == "/add" and rest:
-            return Reply((await run("tasks.insert", {"name": rest})).message)
-        if word == "/done" and rest:
-            return Reply((await run("tasks.toggle", {"id": rest.lstrip("#")})).message)
-        if word == "/list":
-            outcome = await run("tasks.list", {})
-            return Reply(list_text(self.runtime.registry.get(outcome.operation).plugin, outcome.value))
-        if word == "/undo":
-            return Reply((await run("history.undo", {})).message)
-        return Reply(SLASH_HELP)
+    async def slash(self, word: str, rest: str, conversation_id: int, location: Location = NOWHERE) -> Reply:
+        """Run a slash command (no model): `/VERB ARGUMENTS` on the open app's operation with that verb."""
+        app = act_on(self.runtime, location)
+        op = slash_operation(self.runtime, app, word[1:])
+        if op is None:
+            return Reply(slash_help(self.runtime, app))
+        outcome = await self.run_user(op.name, slash_args(op, rest))
+        if op.name.endswith(".list"):
+            return Reply(list_text(op.plugin, outcome.value))
+        return Reply(outcome.message)
 
     async def run_user(self, name: str, args: dict) -> Outcome:
         return await asyncio.to_thread(self.runtime.registry.execute, name, args, "user")
@@ -111,7 +109,10 @@ class Agent:
                                     location=location, on_progress=on_progress)
 
     async def act(self, command: Command, conversation_id: int) -> Reply:
-        """Carry out a decoded command, or say why not; destructive ones wait for a click."""
+        """Carry out a decoded command, or say why not; destructive ones wait for a click; a question back is
+        asked."""
+        if command.ask:
+            return Reply(command.ask)
         try:
             args = validate(self.runtime, command)
         except OperationError as error:
@@ -119,7 +120,7 @@ class Agent:
         key = json.dumps([command.operation, args], sort_keys=True)
         if self.last_command and self.last_command[0] == key and time.monotonic() - self.last_command[1] < REPEAT_WINDOW:
             return Reply("I just did exactly that. If you really want it twice, say so with a slash "
-                         "command, e.g. `/add NAME`.")
+                         "command (`/help` lists them).")
         op = self.runtime.registry.get(command.operation)
         if op.destructive:
             try:
@@ -209,11 +210,59 @@ def recent_turns(messages: list[dict]) -> str:
 
 
 def list_text(app, rows: list[dict]) -> str:
-    """A list app's rows as a markdown list (names escaped as plain data)."""
+    """A list app's rows as a markdown list (values escaped as plain data)."""
     if not rows:
         return f"There are no {app.item}s yet."
-    lines = [f"- #{r['id']} {escape_markdown(r['name'])}{' ✓' if r.get('done') else ''}" for r in rows]
-    return f"Your {app.item}s:\n" + "\n".join(lines)
+    return f"Your {app.item}s:\n" + "\n".join(f"- {list_line(app, r)}" for r in rows)
+
+
+def list_line(app, row: dict) -> str:
+    """'#4 Ada Lovelace · email: ada@example.com' (a true yes/no field as ✓ and its name; values escaped)."""
+    parts = [f"#{row['id']} {escape_markdown(str(row[app.label_field]))}"]
+    for field in app.fields:
+        value = row.get(field)
+        if field == app.label_field or value in (None, "", 0, False):
+            continue
+        parts.append(f"✓ {field}" if app.columns[field] is bool else f"{field}: {escape_markdown(str(value))}")
+    return " · ".join(parts)
+
+
+def slash_operation(runtime, app, verb: str):
+    """The operation `/verb` means: the app's own with that verb (or name), else the one app-wide, if unique."""
+    ops = [op for op in runtime.registry.operations.values() if not op.internal]
+    own = [op for op in ops if op.plugin is app and verb in (op.verb, op.name.rpartition(".")[2])]
+    anywhere = [op for op in ops if verb in (op.verb, op.name.rpartition(".")[2])]
+    return (own or (anywhere if len(anywhere) == 1 else [None]))[0]
+
+
+def slash_args(op, rest: str) -> dict:
+    """Arguments from what follows `/verb`: a row's id first (#7 or 7), then values separated by commas, each
+    given to the first text argument it fits (one with a pattern takes only what matches it)."""
+    args, names = {}, {p.name for p in op.params}
+    if "ids" in names:
+        return {"ids": NUMBER.findall(rest)}
+    if "id" in names and rest.strip():
+        first, _, rest = rest.strip().partition(" ")
+        args["id"] = first.rstrip(",").lstrip("#")  # not a number: the registry says so
+    texts = [p for p in op.params if p.kind == "str"]
+    parts = [part.strip() for part in (rest.split(",") if len(texts) > 1 else [rest]) if part.strip()]
+    for part in parts:
+        fits = [p for p in texts if p.name not in args and (not p.text or not p.text.pattern
+                                                              or re.fullmatch(p.text.pattern, part))]
+        if fits:
+            args[fits[0].name] = part
+    return args
+
+
+def slash_usage(op) -> str:
+    """'/add NAME [EMAIL]': the verb, then the arguments (optional ones in brackets)."""
+    return " ".join([f"/{op.verb}", *(p.name.upper() if p.required else f"[{p.name.upper()}]" for p in op.params)])
+
+
+def slash_help(runtime, app) -> str:
+    """The slash commands, with the open app's verbs and what each takes."""
+    lines = [f"- `{slash_usage(op)}`: {op.description}" for op in operations(runtime, app).values()]
+    return f"{SLASH_HELP}\n\nIn {app.display_name}:\n" + "\n".join(lines)
 
 
 def escape_markdown(text: str) -> str:

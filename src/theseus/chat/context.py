@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from loguru import logger
 
 from ..knowledge.recall import Recall, excerpt, knowledge_note, recall, source_of
 from ..location import NOWHERE, Location
-from .commands import STATE_ROWS, rows_text
+from ..package_docs import doc_text
 from .conversations import Conversations
 
-DOCS_DIR = Path(__file__).resolve().parents[3] / "docs"
 PERSONA = ("You are Chip, the assistant that lives inside Theseus, a local-first app. "
            "You see what the user does in the app and help them with it.")
 EVENT_LINES = 40  # at most this many actions in one note (the newest)
@@ -67,8 +66,8 @@ class Context:
 
 
 def crash_course() -> str:
-    path = DOCS_DIR / "crash-course.md"
-    return path.read_text(encoding="utf-8") if path.exists() else ""
+    """Chip's crash course (the package's docs/crash-course.md)."""
+    return doc_text("crash-course.md")
 
 
 def operation_list(runtime) -> str:
@@ -100,13 +99,12 @@ def state_heading(runtime, location: Location = NOWHERE) -> str:
 
 
 def state_note(runtime, location: Location = NOWHERE) -> str:
-    """The heading, each app's one-line summary, and the open app's rows (quoted as data)."""
+    """The heading, each app's one-line summary, and the open app's data (quoted as data)."""
     lines = ["The state now:", state_heading(runtime, location)]
     lines += [f"{p.display_name}: {p.summary()}." for p in runtime.plugins.values() if p.summary()]
     app = runtime.plugins.get(location.app)
-    if app is not None and hasattr(app, "rows"):
-        lines.append(rows_text(app, app.rows(limit=STATE_ROWS)))  # as the decoder shows them
-    return "\n".join(lines)
+    data = app.data_note(location) if app else ""
+    return "\n".join(lines + ([data] if data else []))
 
 
 def event_note(events: list[dict], more: int = 0) -> str:
@@ -188,6 +186,20 @@ def knowledge_entry(context: Context, count, room: int) -> dict | None:
     return {"kind": "knowledge", "role": "system", "mark": None, "content": knowledge_note(excerpts)["content"]}
 
 
+QUESTION = re.compile(r"\?|^\s*(what|who|whom|whose|when|where|which|how|is|are|do|does|did|has|have|can)\b",
+                      re.IGNORECASE)
+
+
+def data_entry(runtime, location: Location, request: str, entries: list[dict]) -> dict | None:
+    """For a question, the open app's data it is about, as it is now, unless Chip has just read exactly that."""
+    app = runtime.plugins.get(location.app)
+    note = app.data_note(location, request) if app and QUESTION.search(request) else ""
+    latest = [e["content"] for e in entries if e["kind"] in ("state", "data")][-1:]
+    if not note or any(note in content for content in latest):
+        return None
+    return {"kind": "data", "role": "system", "mark": None, "content": note}
+
+
 def build_context(runtime, backend, conversation_id: int, *, instruction: str = "",
                   window: int | None = None, reply_tokens: int = REPLY_TOKENS, pending: str = "",
                   location: Location = NOWHERE, look_up: bool = True) -> Context:
@@ -212,14 +224,15 @@ def build_context(runtime, backend, conversation_id: int, *, instruction: str = 
     context.recall = recall(runtime.knowledge, newest["content"]) if asks else None
     used = context.tokens["system"] + sum(count(e["content"]) + 4 for e in entries)
     room = min(KNOWLEDGE_TOKENS, context.budget - used - count(instruction))
-    added = [knowledge_entry(context, count, room)] if asks else []
+    added = [data_entry(runtime, location, newest["content"], entries)] if asks else []
+    added += [knowledge_entry(context, count, room - sum(count(e["content"]) for e in added if e))] if asks else []
     added += [{"kind": "poke", "role": "user", "content": instruction, "mark": None}] if instruction else []
     added = [e for e in added if e]
     context.unstored = [e for e in entries if "id" not in e] + added
     entries = fit(context, entries, count, context.budget - sum(count(e["content"]) + 4 for e in added))
     context.entries = entries + added
     context.messages = [system] + [{"role": e["role"], "content": e["content"]} for e in context.entries]
-    for kind, label in (("message", "conversation"), ("events", "events"), ("state", "state"),
+    for kind, label in (("message", "conversation"), ("events", "events"), ("state", "state"), ("data", "data"),
                         ("knowledge", "knowledge"), ("poke", "instruction")):
         tokens = sum(count(e["content"]) for e in entries + added if e["kind"] == kind)
         if tokens:

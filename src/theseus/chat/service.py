@@ -170,7 +170,7 @@ class Chat:
         mode, rest = parse(text, self.agent.mode)
         if mode.startswith("/"):
             try:
-                return await self.agent.slash(mode, rest, conversation_id)
+                return await self.agent.slash(mode, rest, conversation_id, location)
             except OperationError as error:
                 return Reply(f"I couldn't do that: {error.message}")
         if not rest:

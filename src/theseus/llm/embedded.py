@@ -239,7 +239,7 @@ class EmbeddedBackend(Backend):
         started = time.perf_counter()
         self._require_llama()
         cache = self._decoder
-        grammar = _grammar(schema)
+        grammar = _grammar(schema, cache.llama)
         tokens = cache.tokens(messages)
         room = _room(cache, tokens, max_tokens)
         reading = cache.read(tokens, progress)
@@ -311,13 +311,43 @@ def _log_reading(cache: PromptCache, reading, first: float | None, generated: in
                 f"{reading.seconds:.2f} s{first_text}; {generated} generated; {seconds:.2f} s in all")
 
 
-def _grammar(schema: dict):
+def _grammar(schema: dict, llama):
+    """The llama.cpp grammar for a schema. A text pattern llama.cpp cannot read (e.g. `\\s` inside `[...]`)
+    would crash the process while sampling, so each grammar is parsed once first; if it fails, the
+    patterns are left out (the registry still checks every value against them) and a warning says so."""
     from llama_cpp import LlamaGrammar
 
     try:
-        return LlamaGrammar.from_string(grammar_text(schema), verbose=False)
+        text = grammar_text(schema)
+        if not _parses(text, llama):
+            logger.warning("llm: llama.cpp cannot read a text pattern of this schema as a grammar; "
+                           "decoding without the patterns (values are still checked against them)")
+            text = grammar_text(without_patterns(schema))
+            if not _parses(text, llama):
+                raise ValueError("llama.cpp could not parse the grammar")
+        return LlamaGrammar.from_string(text, verbose=False)
     except Exception as e:
         raise BackendError(f"Cannot turn this JSON schema into a grammar: {e}") from e
+
+
+def _parses(text: str, llama) -> bool:
+    """Whether llama.cpp can parse this grammar (it returns no sampler when it cannot)."""
+    import llama_cpp
+
+    sampler = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, text.encode(), b"root")
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
+
+
+def without_patterns(schema):
+    """The schema with every `pattern` left out."""
+    if isinstance(schema, dict):
+        return {k: without_patterns(v) for k, v in schema.items() if k != "pattern"}
+    if isinstance(schema, list):
+        return [without_patterns(v) for v in schema]
+    return schema
 
 
 def grammar_text(schema: dict) -> str:

@@ -33,10 +33,11 @@ from starlette.responses import HTMLResponse
 from ..actions import NotFound, OperationError, Outcome, Result, Text, operation
 from ..db import utc_now
 from ..llm.base import BackendError
+from ..package_docs import docs_folder
 from ..plugins import Plugin
 from ..ui import TAB_HEADER, Toast, app_url
 from .cards import Landing, RunPage, StepCard, StepForm, run_fragments
-from .chip import NOTES_DIR, ChipGuide, shorten
+from .chip import ChipGuide, shorten
 from .jobs import RESULT_JSON_LIMIT
 
 VALUE_LIMIT = 10 * 1024  # a step value longer than this is refused
@@ -52,7 +53,8 @@ class Step:
     label: str               # the card's title and the field's label
     kind: str = "text"       # text | textarea | select | job (a background job started by submitting)
     say: str = ""            # Chip's line when the step opens; {step_01} etc. are replaced by earlier values
-    notes: str = ""          # "file.md" or "file.md#Heading" in docs/workflows/: Chip's domain notes for the step
+    notes: str = ""          # "file.md" or "file.md#Heading", beside the workflow's file or in the package's
+                             # docs/workflows/: Chip's domain notes for the step
     placeholder: str = ""
     required: bool = True
     options: tuple[str, ...] | Callable[[dict], list[str]] = ()  # the choices of a select step
@@ -61,7 +63,7 @@ class Step:
     compute: Callable[[str, dict], Any] | None = None     # a result saved beside the value
     show: Callable[[dict, dict], Any] | None = None       # the done card's body: show(entry, values) -> FT
     ask_chip: str = ""       # what to ask the model for ("an adjective"): adds an "Ask Chip" button
-    job: Callable[..., Any] | None = None                  # job(value, values, progress) -> result (kind "job")
+    job: Callable[..., Any] | None = None                  # job(values, job) -> result (kind "job"; see jobs.py)
 
     def choices(self, values: dict) -> list[str]:
         return list(self.options(values) if callable(self.options) else self.options)
@@ -125,7 +127,7 @@ def folder_step(step_id: str, label: str, *, say: str, notes: str = "",
         return check(path) if check else None
 
     return Step(id=step_id, label=label, say=say, notes=notes, check=problem,
-                suggest=lambda values: str(NOTES_DIR.parent))
+                suggest=lambda values: str(docs_folder()))
 
 
 def slug(text: str) -> str:
@@ -138,7 +140,13 @@ class Workflow(ChipGuide, Plugin):
     steps: list[Step] = []
     item = "step"
     order = 200
+    drivable = True
     value_limit = VALUE_LIMIT
+
+    def __init__(self, runtime):
+        """Load the workflow; a step whose notes cannot be found is a warning in the log."""
+        super().__init__(runtime)
+        self.warn_missing_notes()
 
     def result(self, values: dict):
         """What the finished run shows above Finalize (FT); subclasses override."""
