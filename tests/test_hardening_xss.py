@@ -124,8 +124,8 @@ def test_hostile_names_chip_writes_and_lists_stay_text(trap, open_page, live_ser
     chosen = PAYLOADS[::6]
     backend.commands = [{"command": "add", "name": payload} for _, payload in chosen]
     page = open_page()
-    for count, (marker, _) in enumerate(chosen, start=1):  # Chip adds each one: an action card with Undo
-        send(page, f"add the task I mean number {count}")
+    for count, (marker, payload) in enumerate(chosen, start=1):  # Chip adds each one: an action card with Undo
+        send(page, f"add the task {payload}")  # the name is in the message: Chip writes only what it was given
         expect(replies(page)).to_have_count(count, timeout=10_000)
         expect(replies(page).last).to_contain_text(marker)
     send(page, "/list")

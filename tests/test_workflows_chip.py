@@ -41,3 +41,16 @@ def test_a_question_mid_step_is_answered_in_context(open_page, live_server):
     expect(mind.locator("body")).to_contain_text("The user is now on step 1 of 2, “Your name”. About this step:")
     reply = reply_to(page, "/chat What should I type in the current step?")  # at temperature 0: one answer
     assert "name" in reply.locator(".body").inner_text().lower()
+
+
+def test_two_tabs_on_two_runs_each_fill_their_own_run(open_page, live_server):
+    """The real model, a message from each tab: each fills the run its tab shows, never the other's (a page
+    render in another tab, opened later, changes nothing)."""
+    first, second = open_page("/apps/hello"), open_page("/apps/hello")
+    one, two = new_run(first), new_run(second)
+    send(first, "my name is Ada, fill that in")
+    expect(card(first, one, "step_01")).to_have_class("step done", timeout=60_000)
+    send(second, "Put Grace Hopper in as my name please")
+    expect(card(second, two, "step_01")).to_have_class("step done", timeout=60_000)
+    values = {key: live_server.runtime.plugins["hello"].find_run(key).values()["step_01"] for key in (one, two)}
+    assert values == {one: "Ada", two: "Grace Hopper"}

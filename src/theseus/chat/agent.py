@@ -237,7 +237,7 @@ def slash_operation(runtime, app, verb: str):
 
 def slash_args(op, rest: str) -> dict:
     """Arguments from what follows `/verb`: a row's id first (#7 or 7), then values separated by commas, each
-    given to the first text argument it fits (one with a pattern takes only what matches it)."""
+    given to the first free text argument whose pattern it matches, else to the first one without a pattern."""
     args, names = {}, {p.name for p in op.params}
     if "ids" in names:
         return {"ids": NUMBER.findall(rest)}
@@ -247,8 +247,9 @@ def slash_args(op, rest: str) -> dict:
     texts = [p for p in op.params if p.kind == "str"]
     parts = [part.strip() for part in (rest.split(",") if len(texts) > 1 else [rest]) if part.strip()]
     for part in parts:
-        fits = [p for p in texts if p.name not in args and (not p.text or not p.text.pattern
-                                                              or re.fullmatch(p.text.pattern, part))]
+        free = [p for p in texts if p.name not in args]
+        matched = [p for p in free if p.text and p.text.pattern and re.fullmatch(p.text.pattern, part)]
+        fits = matched + [p for p in free if not (p.text and p.text.pattern)]
         if fits:
             args[fits[0].name] = part
     return args
