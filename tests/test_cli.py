@@ -16,8 +16,8 @@ from tests.waits import wait_until
 THESEUS = [sys.executable, "-m", "theseus"]
 
 
-def run(*args, env=None):
-    return subprocess.run([*THESEUS, *args], capture_output=True, text=True, timeout=60,
+def run(*args, env=None, timeout=60):
+    return subprocess.run([*THESEUS, *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 
@@ -87,7 +87,8 @@ def test_serve_writes_a_fresh_log_and_stops_cleanly_with_a_tab_open(tmp_path):
 def test_chat_prints_a_reply_from_the_real_model_and_stores_it(tmp_path, shared_models_dir, real_model):
     env = {"THESEUS_MODELS": str(shared_models_dir)}
     data = tmp_path / "data"
-    result = run("chat", "Reply with one short friendly sentence.", "--data", str(data), env=env)
+    # a fresh data dir: the model reads the chat's and the decoder's prefixes cold (~30 s here, more when busy)
+    result = run("chat", "Reply with one short friendly sentence.", "--data", str(data), env=env, timeout=240)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     from theseus.chat.conversations import Conversations
