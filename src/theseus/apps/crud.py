@@ -159,13 +159,19 @@ class BaseApp(RowGuide, Plugin):
                    if field != self.label_field and row.get(field) not in (None, "")]
         return Li(Input(type="hidden", name="ids", value=row["id"]),
                   Span("⠿", cls="handle", title="Drag to reorder", aria_hidden="true"),
-                  Span(label, cls="name", title="Click to edit", hx_get=f"{self.view_url(row['id'])}/edit",
-                       hx_target=f"#{self.item_id(row['id'])}", hx_swap="outerHTML"),
+                  Span(label, cls="name", **self.edit_attrs(row)),
                   Small(" · ".join(details), cls="details") if details else "",
                   Button("✕", cls="delete outline secondary", aria_label=f"Delete {label}",
                          hx_post=op_url(f"{self.name}.delete"), hx_vals={"id": row["id"]}, hx_swap="none",
                          hx_confirm=f"Delete the {self.item} “{label}”?"),
                   id=self.item_id(row["id"]), cls="item", **attrs)
+
+    def edit_attrs(self, row: dict) -> dict:
+        """What makes a row's name open its inline edit form (nothing if the app has no `update`)."""
+        if not self.text_params("update"):
+            return {}
+        return {"title": "Click to edit", "hx_get": f"{self.view_url(row['id'])}/edit",
+                "hx_target": f"#{self.item_id(row['id'])}", "hx_swap": "outerHTML"}
 
     def text_params(self, verb: str) -> list:
         """The text arguments of the app's `verb` operation (insert, update): one form field each."""
@@ -197,6 +203,8 @@ class BaseApp(RowGuide, Plugin):
         """A field for each text argument of `insert`, and Add."""
         fields = [self.field_input(p, aria_label=f"New {self.item}" if p.name == self.label_field else
                                    p.name.capitalize(), autocomplete="off") for p in self.text_params("insert")]
+        if not fields:
+            return ""
         return Form(*fields, Button("Add", type="submit"),
                     hx_post=op_url(f"{self.name}.insert"), hx_swap="none", cls="add-form",
                     id=f"{self.name}-add")
