@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from theseus.db import MIGRATIONS, Database
+from theseus.db import CORE_TABLES, MIGRATIONS, Database
 
 
 def test_a_new_file_gets_every_migration_and_wal(tmp_path):
@@ -15,6 +15,7 @@ def test_a_new_file_gets_every_migration_and_wal(tmp_path):
     tables = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"store", "events", "pipelines", "plugin_migrations", "migrations"} <= tables
     assert not {"profiles", "tasks"} & tables  # the plugins declare their own
+    assert {t for t in tables if not t.startswith(("chunks_fts_", "chunk_vectors_", "sqlite_"))} == set(CORE_TABLES)
 
 
 def test_opening_again_is_idempotent(tmp_path):

@@ -135,9 +135,30 @@ def test_the_decoder_drives_the_tabs_app_with_only_its_verbs(runtime, socket, ba
                                                                       "phone": "555-0100"}]
 
 
-def test_an_app_chip_cannot_drive_sends_commands_to_the_first_one_it_can(config):
+def test_chip_acts_on_the_tabs_app_only_talks_where_it_cannot_and_uses_the_first_app_from_nowhere(config):
     runtime = Runtime(config, ScriptedBackend())
     from theseus.chat.commands import act_on
-    assert act_on(runtime, Location("history")).name == "tasks"
+    assert act_on(runtime, Location("history")) is None
     assert act_on(runtime, Location("hello")).name == "hello"
+    assert act_on(runtime, Location()).name == "tasks"  # the chat page, `theseus chat`
     runtime.close()
+
+
+def test_a_shorter_name_is_a_rename_but_the_words_naming_the_row_are_not(runtime):
+    row = ada(runtime)
+    assert args(runtime, "change", {"contact": "Ada Lovelace (#1)", "name": "Ada"},
+                "rename Ada Lovelace to Ada") == {"id": row, "name": "Ada"}
+    assert args(runtime, "change", {"contact": "Ada Lovelace (#1)", "name": "Ada", "notes": "vegan"},
+                "note that Ada is vegan") == {"id": row, "notes": "vegan"}
+
+
+def test_slash_commands_in_a_workflow_fill_the_tabs_run_and_destructive_ones_wait(runtime, socket):
+    key = runtime.registry.execute("hello.start", {}).value["key"]
+    tab = socket()
+    tab.send(action="send", message="/fill Ada", app="hello", run=key)
+    tab.until(FINAL)
+    assert runtime.plugins["hello"].find_run(key).values() == {"step_01": "Ada"}
+    ada(runtime)
+    tab.send(action="send", message="/delete 1", app="contacts")
+    assert "Please confirm" in tab.until(FINAL)
+    assert runtime.db.value("SELECT COUNT(*) FROM contacts") == 1

@@ -90,11 +90,12 @@ def test_a_failing_migration_breaks_only_its_plugin_and_changes_nothing(config):
     runtime = start(config)
     assert "books" not in runtime.plugins and [b.name for b in runtime.broken] == ["books"]
     assert "no_such_table" in runtime.broken[0].error
-    assert "tasks" in runtime.plugins and recorded(runtime, "books") == ["create table books"]
+    assert "tasks" in runtime.plugins and recorded(runtime, "books") == []  # all or nothing
+    assert columns_of(runtime, "books") == []
     runtime.close()
 
 
-def test_a_table_of_another_plugin_or_an_odd_column_type_is_refused_clearly(config):
+def test_a_table_of_another_plugin_or_of_the_core_or_an_odd_column_type_is_refused_clearly(config):
     config.user_apps_dir.mkdir(parents=True)
     (config.user_apps_dir / "thief.py").write_text(textwrap.dedent('''
         from theseus.apps.crud import BaseApp
@@ -110,9 +111,18 @@ def test_a_table_of_another_plugin_or_an_odd_column_type_is_refused_clearly(conf
             table = "odd"
             columns = {"name": str, "when": list}
         '''))
+    (config.user_apps_dir / "auditor.py").write_text(textwrap.dedent('''
+        from theseus.apps.crud import BaseApp
+        class Auditor(BaseApp):
+            name = "auditor"
+            table = "events"
+            order = 1
+        '''))
     runtime = start(config)
     errors = {b.name: b.error for b in runtime.broken}
     assert "belongs to the tasks app" in errors["thief"]
+    assert "belongs to the core" in errors["auditor"]
+    assert "name" not in columns_of(runtime, "events")
     assert "unsupported column when" in errors["odd"]
     assert {"tasks", "profiles"} <= set(runtime.plugins)
     runtime.close()

@@ -58,6 +58,10 @@ class Text:
     pattern: str = ""  # a regular expression the whole text must match (also a constraint on Chip's decoding)
     looks_like: str = ""  # what a matching text looks like, for the error message: "an email address"
 
+    def __post_init__(self):
+        if self.pattern:
+            re.compile(self.pattern)  # a bad pattern breaks its plugin when it loads, not a request later
+
 
 @dataclass(frozen=True)
 class Param:

@@ -126,7 +126,7 @@ async def eval_command(config: Config, path: Path, apps: Path | None = None) -> 
         await backend.wait_ready(120)
         await run_commands_eval(cases, backend, apps=apps)
         return 0
-    except BackendError as error:
+    except (BackendError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     finally:

@@ -19,8 +19,8 @@ import sqlite_vec
 from fastlite import database
 
 # Ordered migrations of the core's own tables: (version, name, SQL). Never change what an applied one does to a
-# database; append. (Versions 1 and 2 once also created the Tasks and Profiles tables: a database made then has them
-# exactly as those plugins declare them now, see theseus/tables.py.)
+# database; append. (Versions 1 and 2 once also created the Tasks and Profiles tables: a database made then keeps
+# them, with the same columns as those plugins declare now and a CHECK on `done` that new ones lack.)
 MIGRATIONS: list[tuple[int, str, str]] = [
     (1, "initial schema", """
         CREATE TABLE store (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,6 +127,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
     """),
 ]
+
+
+CORE_TABLES = frozenset({"store", "events", "conversations", "messages", "pipelines", "knowledge_files", "chunks",
+                         "chunks_fts", "chunk_vectors", "transcript", "migrations", "plugin_migrations"})
+# ^ the tables the migrations above make (a plugin may not declare one of these names)
 
 
 def storage_problem(error: BaseException) -> str | None:

@@ -66,6 +66,11 @@ def scratch_runtime(folder: Path, backend: Backend, state: dict, apps: Path | No
     if apps is not None:
         shutil.copytree(apps, folder / "apps", ignore=shutil.ignore_patterns("__pycache__"))
     runtime = Runtime(Config(data_dir=folder, knowledge=False), backend)
+    missing = sorted(set(state) - set(runtime.plugins))
+    if missing:
+        runtime.close()
+        raise ValueError(f"no app called {missing[0]!r} is loaded (its plugin file goes in the folder given "
+                         "with --apps)")
     with runtime.db.transaction():
         for name, rows in state.items():
             app = runtime.plugins[name]

@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import inspect
 import pkgutil
+import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -110,6 +111,29 @@ class Plugin:
     def chip_args(self, op, answer: dict, request: str, location) -> dict:
         """The operation's arguments from the model's answer; raise Ask when the message lacks something."""
         return answer
+
+    def slash_args(self, op, rest: str, location) -> dict:
+        """The arguments of `/VERB REST` for `op` (no model): a row's id first (#7 or 7), then values separated
+        by commas, each to the first free text argument whose pattern it matches, else the first without one."""
+        args, names = {}, {p.name for p in op.params}
+        if "ids" in names:
+            return {"ids": re.findall(r"[0-9]{1,19}", rest)}
+        if "id" in names and rest.strip():
+            first, _, rest = rest.strip().partition(" ")
+            args["id"] = first.rstrip(",").lstrip("#")  # not a number: the registry says so
+        texts = [p for p in op.params if p.kind == "str"]
+        for part in [part.strip() for part in (rest.split(",") if len(texts) > 1 else [rest]) if part.strip()]:
+            free = [p for p in texts if p.name not in args]
+            matched = [p for p in free if p.text and p.text.pattern and re.fullmatch(p.text.pattern, part)]
+            fits = matched + [p for p in free if not (p.text and p.text.pattern)]
+            if fits:
+                args[fits[0].name] = part
+        return args
+
+    def slash_usage(self, op) -> str:
+        """'/add NAME [EMAIL]': the verb, then what `slash_args` reads (optional arguments in brackets)."""
+        return " ".join([f"/{op.verb}", *(p.name.upper() if p.required else f"[{p.name.upper()}]"
+                                          for p in op.params)])
 
     def chip_examples(self) -> list[tuple[str, str, dict]]:
         """(message, verb, answer) examples for the decoder's prompt, on `chip_example_state()`."""

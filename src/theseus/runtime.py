@@ -10,7 +10,7 @@ from loguru import logger
 from .actions import Registry
 from .chat.service import Chat
 from .config import Config
-from .db import Database
+from .db import CORE_TABLES, Database
 from .events import Broadcaster, append_event
 from .knowledge import Knowledge
 from .llm.spec import make_backend
@@ -67,31 +67,30 @@ class Runtime:
             return False
 
     def with_tables(self, plugins: list[Plugin]) -> list[Plugin]:
-        """The plugins whose tables and migrations are in place (made now if needed, referenced tables first);
-        a plugin whose declaration or migration fails, or that declares a table another plugin has, is broken."""
-        declared, owners = {}, {}
-        for plugin in plugins:
-            self.attempt(type(plugin), lambda: declared.__setitem__(plugin, self.own_tables(plugin, owners)))
-        failed = set()
-        pairs = [(plugin, table) for plugin, tables in declared.items() for table in tables]
-        for plugin, table in schema_order(pairs):
-            if plugin not in failed and not self.attempt(
-                    type(plugin), lambda: ensure_schema(self.db, plugin.name, [table], [])):
-                failed.add(plugin)
-        for plugin in declared:
-            if plugin not in failed and not self.attempt(
-                    type(plugin), lambda: ensure_schema(self.db, plugin.name, [], plugin.migrations)):
-                failed.add(plugin)
-        return [plugin for plugin in declared if plugin not in failed]
+        """The plugins whose tables and migrations are in place (made now if needed; a plugin after those whose
+        tables it references). A plugin whose name or table is taken (built-ins claim theirs first, the core's
+        are never a plugin's), or whose declaration or migration fails, is broken and changes nothing."""
+        declared, names, owners = {}, set(), {table: "the core" for table in CORE_TABLES}
+        for plugin in sorted(plugins, key=lambda p: not type(p).__module__.startswith("theseus.")):
+            self.attempt(type(plugin), lambda: declared.__setitem__(plugin, self.claim(plugin, names, owners)))
+        ready = []
+        for plugin in schema_order([p for p in plugins if p in declared], lambda p: declared[p]):
+            if self.attempt(type(plugin), lambda: ensure_schema(self.db, plugin.name, declared[plugin],
+                                                                  plugin.migrations)):
+                ready.append(plugin)
+        return [p for p in plugins if p in ready]
 
     @staticmethod
-    def own_tables(plugin: Plugin, owners: dict[str, Plugin]) -> list:
-        """The plugin's declared tables; ValueError if another plugin declared one of them first."""
+    def claim(plugin: Plugin, names: set[str], owners: dict[str, str]) -> list:
+        """The plugin's declared tables, claimed for it; ValueError if its name or a table is taken."""
+        if plugin.name in names:
+            raise ValueError(f"an app called {plugin.name!r} is already loaded")
         tables = list(plugin.tables)
         for table in tables:
-            owner = owners.setdefault(table.name, plugin)
-            if owner is not plugin:
-                raise ValueError(f"table {table.name!r} belongs to the {owner.name} app; declare a table of your own")
+            if owners.get(table.name, plugin.name) != plugin.name:
+                raise ValueError(f"table {table.name!r} belongs to {owners[table.name]}; declare a table of your own")
+        names.add(plugin.name)
+        owners.update({table.name: f"the {plugin.name} app" for table in tables})
         return tables
 
     def add_plugin(self, plugin: Plugin) -> None:

@@ -49,17 +49,19 @@ class Table:
         return {other for _, other in self.foreign_keys if other != self.name}
 
 
-def schema_order(tables: list[tuple[object, Table]]) -> list[tuple[object, Table]]:
-    """(owner, table) pairs with every referenced table before the tables that reference it."""
-    declared = {table.name for _, table in tables}
-    done, ordered, pending = set(), [], list(tables)
+def schema_order(owners: list, tables_of) -> list:
+    """The owners (plugins) ordered so that each comes after those whose tables its tables reference."""
+    made: dict[str, object] = {table.name: owner for owner in owners for table in tables_of(owner)}
+    done, ordered, pending = set(), [], list(owners)
     while pending:
-        ready = [(p, t) for p, t in pending if not (t.references & declared) - done]
-        ready = ready or pending[:1]  # a reference cycle: create in declaration order
-        for pair in ready:
-            ordered.append(pair)
-            done.add(pair[1].name)
-            pending.remove(pair)
+        def waits(owner) -> bool:
+            wanted = {name for table in tables_of(owner) for name in table.references if name in made}
+            return any(made[name] is not owner and made[name] not in done for name in wanted)
+        ready = [owner for owner in pending if not waits(owner)] or pending[:1]  # a cycle: in the given order
+        for owner in ready:
+            ordered.append(owner)
+            done.add(owner)
+            pending.remove(owner)
     return ordered
 
 

@@ -30,7 +30,7 @@ class BaseApp(RowGuide, Plugin):
     table: str = ""
     item: str = ""            # what one row is called: "task", "profile"
     columns: dict[str, type] = {"name": str}  # the table's own columns; the first text column names a row
-    not_null: tuple[str, ...] = ("name",)
+    not_null: tuple[str, ...] | None = None  # default: the column that names a row
     defaults: dict = {}
     per_profile: bool = False  # rows belong to the current profile (a profile_id column)
     name_limit: int = 500
@@ -40,7 +40,8 @@ class BaseApp(RowGuide, Plugin):
     def tables(self) -> list[Table]:
         """The one table: `id`, the declared columns, `priority` (the list order) and, per profile, `profile_id`."""
         columns = {"id": int, **self.columns, "priority": int} | ({"profile_id": int} if self.per_profile else {})
-        not_null = (*self.not_null, "priority", *(("profile_id",) if self.per_profile else ()))
+        own = self.not_null if self.not_null is not None else (self.label_field,)
+        not_null = (*own, "priority", *(("profile_id",) if self.per_profile else ()))
         return [Table(self.table, columns, not_null=not_null, defaults={"priority": 0, **self.defaults},
                       foreign_keys=(("profile_id", "profiles"),) if self.per_profile else (),
                       indexes={f"{self.table}_by_profile": ("profile_id", "priority", "id")} if self.per_profile

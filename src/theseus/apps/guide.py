@@ -103,8 +103,8 @@ class RowGuide:
         rows = self.rows(limit=STATE_ROWS)
         if request:
             said = words(request, self.common_words)
-            about = [r for r in rows if shared(said, words(" ".join(str(r.get(f) or "") for f in self.fields)))]
-            rows = about or rows
+            about = [r for r in self.rows() if shared(said, words(self.row_text(r), self.common_words))]
+            rows = about[:STATE_ROWS] or rows
         return self.rows_note(rows)
 
     def chip_state(self, location) -> str:
@@ -115,26 +115,35 @@ class RowGuide:
     def common_words(self) -> set[str]:
         return {self.item, f"{self.item}s"}
 
+    def row_text(self, row: dict) -> str:
+        return " ".join(str(row.get(f) or "") for f in self.fields)
+
     def candidates(self, request: str, rows: list[dict]) -> list[dict]:
         """The rows a message most plausibly means: those it names by #id, else those sharing most words with
-        their label, else with any of their fields; with no signal, all rows."""
-        mentioned = {int(n) for n in re.findall(r"#?\b([0-9]{1,19})\b", request)}  # ASCII digits, bounded
-        by_id = [r for r in rows if r["id"] in mentioned and str(r["id"]) not in str(r[self.label_field])]
-        if by_id:
-            return by_id
+        their label, else those whose id it names as a bare number (one not inside a phone number or a date),
+        else those sharing most words with any of their fields; with no signal, all rows."""
+        explicit = {int(n) for n in re.findall(r"#([0-9]{1,19})\b", request)}  # ASCII digits, bounded
+        bare = {int(n) for n in re.findall(r"(?<![\w#+().:/-])([0-9]{1,19})(?![\w().:/-])", request)}
         said = words(request, self.common_words)
-        for text in (lambda r: r[self.label_field], lambda r: " ".join(str(r.get(f) or "") for f in self.fields)):
-            scores = [(shared(said, words(text(r), self.common_words)), r) for r in rows]
-            best = max((score for score, _ in scores), default=0)
-            if best:
-                return [r for score, r in scores if score == best]
+        label = self.label_field
+        for find in (lambda: [r for r in rows if r["id"] in explicit],
+                     lambda: best_matches(said, rows, lambda r: words(r[label], self.common_words)),
+                     lambda: [r for r in rows if r["id"] in bare and str(r["id"]) not in str(r[label])],
+                     lambda: best_matches(said, rows, lambda r: words(self.row_text(r), self.common_words))):
+            if found := find():
+                return found
         return rows
 
+    def choosable(self, request: str) -> tuple[list[dict], list[dict]]:
+        """(all rows, the ones the message may mean): those it names, else the first STATE_ROWS."""
+        rows = self.rows()
+        found = self.candidates(request, rows)
+        return rows, (found if len(found) < len(rows) else rows)[:STATE_ROWS]
+
     def chip_mentions(self, request: str, location) -> str:
-        rows = self.rows(limit=STATE_ROWS)
-        mentioned = self.candidates(request, rows)
+        rows, mentioned = self.choosable(request)
         return ", ".join(json.dumps(self.row_label(r), ensure_ascii=False) for r in mentioned) \
-            if rows and len(mentioned) < len(rows) else ""
+            if rows and len(mentioned) < len(rows) and len(mentioned) < STATE_ROWS else ""
 
     @property
     def pick_key(self) -> str:
@@ -149,11 +158,10 @@ class RowGuide:
                 if op.plugin is self and not needs_row(op)}
 
     def chip_choices(self, op, request: str, location) -> dict:
-        rows = self.rows(limit=STATE_ROWS)
         properties, required = {}, []
         names = {p.name for p in op.params}
         if names & {"id", "ids"}:
-            labels = [label for row in self.candidates(request, rows) for label in self.row_labels(row)]
+            labels = [label for row in self.choosable(request)[1] for label in self.row_labels(row)]
             properties[self.pick_key] = {"type": "string", "enum": labels}
             required.append(self.pick_key)
         if "ids" in names:
@@ -171,7 +179,7 @@ class RowGuide:
 
     def chip_args(self, op, answer: dict, request: str, location) -> dict:
         answer = dict(answer)
-        rows = self.rows(limit=STATE_ROWS)
+        rows = self.rows()
         row = None
         if self.pick_key in answer:
             picked = answer.pop(self.pick_key)
@@ -199,8 +207,9 @@ class RowGuide:
                 continue
             if isinstance(value, str):
                 value = value.strip()
-                copied = row is not None and value.lower() in str(row.get(self.label_field, "")).lower()
-                if not value or copied or not self.given_in(param, value, request):
+                if not value or row is not None and self.copied(value, param.name, row, request):
+                    continue
+                if not self.given_in(param, value, request):
                     continue
             kept[param.name] = value
         said = set(tokens(request))
@@ -210,6 +219,20 @@ class RowGuide:
             for key in set(holders) - set(keep):
                 kept.pop(key)
         return kept
+
+    def copied(self, value: str, field: str, row: dict, request: str) -> bool:
+        """Whether a new value for a row's field is only what the row already has, or the words the message
+        used to name the row ("change Ada's phone": not a new name "Ada"; "rename Ada Lovelace to Ada": one)."""
+        label = str(row.get(self.label_field, ""))
+        if value == row.get(field) or value.lower() not in label.lower():
+            return value == row.get(field)
+        rest = request.lower()
+        if label.lower() in rest:
+            rest = rest.replace(label.lower(), " ", 1)
+        else:
+            for word in tokens(label):
+                rest = re.sub(rf"\b{re.escape(word)}\b", " ", rest, count=1)
+        return value.lower() not in rest
 
     @staticmethod
     def given_in(param, value: str, request: str) -> bool:
@@ -236,11 +259,10 @@ class RowGuide:
         return found
 
     def samples(self) -> list[dict]:
-        """Four sample rows: the app's own, or made up from its column names."""
-        if self.chip_samples:
-            return [{"id": 31 + i, **row} for i, row in enumerate(self.chip_samples)]
-        made = []
-        for i, number in enumerate(("one", "two", "three", "four")):
+        """Four sample rows: the app's own (`chip_samples`), and as many more as it lacks made up from its column
+        names."""
+        made = [{"id": 31 + i, **row} for i, row in enumerate(self.chip_samples[:4])]
+        for i, number in list(enumerate(("one", "two", "three", "four")))[len(made):]:  # the app's own, then made up
             row = {"id": 31 + i}
             for field in self.fields:
                 kind = self.columns[field]
@@ -296,6 +318,13 @@ class RowGuide:
         if not names:
             return [(verb, f"{verb} my {self.item}s", {})]
         return []
+
+
+def best_matches(said: set[str], rows: list[dict], words_of) -> list[dict]:
+    """The rows sharing the most words with what was said (none if no row shares any)."""
+    scores = [(shared(said, words_of(row)), row) for row in rows]
+    best = max((score for score, _ in scores), default=0)
+    return [row for score, row in scores if score == best] if best else []
 
 
 def short(label) -> str:

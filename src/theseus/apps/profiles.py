@@ -42,24 +42,31 @@ class Profiles(BaseApp):
         if not others:
             raise OperationError("You can't delete the last profile.")
         counts = self.contents(id)
-        for app in self.per_profile_apps():
-            for row in ctx.db.query(f"SELECT id FROM {app.table} WHERE profile_id = ?", (id,)):
-                ctx.delete(app.table, row["id"])  # one by one, so the undo restores each
+        for table, column in self.dependents():
+            for row in ctx.db.query(f"SELECT id FROM [{table}] WHERE [{column}] = ?", (id,)):
+                ctx.delete(table, row["id"])  # one by one, so the undo restores each
         ctx.delete(self.table, id)
         signals = ()
         if ctx.profile_id == id:
             ctx.store["profile_id"] = others[0]
             signals = ("profile",)
-        return Result(f"Deleted {self.label(profile)} and its {counts or 'nothing else'}", profile, signals)
+        return Result(f"Deleted {self.label(profile)}" + (f" and its {counts}" if counts else ""), profile, signals)
 
-    def per_profile_apps(self) -> list:
-        """The loaded list apps whose rows belong to a profile."""
-        return [p for p in self.runtime.plugins.values() if getattr(p, "per_profile", False)]
+    def dependents(self) -> list[tuple[str, str]]:
+        """(table, column) of every table whose rows belong to a profile (a foreign key to profiles): the
+        per-profile apps' tables, any plugin's, the workflow runs."""
+        tables = [r["name"] for r in self.db.query("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                   "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%'")]
+        return [(table, key["from"]) for table in tables
+                for key in self.db.query("SELECT * FROM pragma_foreign_key_list(?)", (table,))
+                if key["table"] == self.table and table != self.table]
 
     def contents(self, profile_id: int) -> str:
-        """What a profile holds, in words: '3 tasks, 1 contact' ('' when nothing)."""
-        counts = [(app.item, self.db.value(f"SELECT COUNT(*) FROM {app.table} WHERE profile_id = ?", (profile_id,)))
-                  for app in self.per_profile_apps()]
+        """What a profile holds, in words: '3 tasks, 1 contact, 2 workflow runs' ('' when nothing)."""
+        items = {getattr(p, "table", None): p.item for p in self.runtime.plugins.values()} | {"pipelines": "workflow run"}
+        counts = [(items.get(table, f"{table} row"),
+                   self.db.value(f"SELECT COUNT(*) FROM [{table}] WHERE [{column}] = ?", (profile_id,)))
+                  for table, column in self.dependents()]
         return ", ".join(f"{n} {item}{'' if n == 1 else 's'}" for item, n in counts if n)
 
     @operation(target="profile")
@@ -95,8 +102,8 @@ class Profiles(BaseApp):
         fragments = super().fragments(outcome)
         if any(c.table == self.table for c in outcome.changes):
             fragments.append(self.menu(hx_swap_oob="true"))
-        tables = {app.table for app in self.per_profile_apps()}
-        counted = {(c.after or c.before)["profile_id"] for c in outcome.changes if c.table in tables}
+        columns = dict(self.dependents())
+        counted = {(c.after or c.before).get(columns[c.table]) for c in outcome.changes if c.table in columns} - {None}
         counted -= {(c.after or c.before)["id"] for c in outcome.changes if c.table == self.table}
         rows = self.db.query(f"SELECT * FROM profiles WHERE id IN ({','.join('?' * len(counted))})",
                              tuple(counted)) if counted else []

@@ -27,14 +27,13 @@ REPEAT_WINDOW = 120.0  # seconds in which Chip refuses to repeat its own identic
 PROPOSAL_TTL = 600.0  # seconds a confirm card can be used
 RECENT_TURNS = 2  # the last exchange, given to the decoder when a message refers back ("delete it")
 SLASH_HELP = """Commands that need no model:
-- `/VERB ARGUMENTS`: run one of the open app's operations by its verb (listed below), e.g. `/add NAME`,
-  `/done ID`; a row is named by its id, several values are separated by commas
+- `/VERB ARGUMENTS`: run one of the open app's operations by its verb (listed below); a row is named by
+  its id first, several values are separated by commas
 - `/undo`: undo Chip's last change
 - `/chat MESSAGE`: just talk, no action (`/chat` alone: stay in chat-only mode)
 - `/command MESSAGE`: always act (`/command` alone: stay in command mode)
 - `/auto`: let Chip decide whether to act or talk (the default)
 - `/help`: this list"""
-NUMBER = re.compile(r"#?([0-9]{1,19})\b")
 
 
 @dataclass
@@ -86,15 +85,18 @@ class Agent:
         self.runtime.db.store["chat_mode"] = mode
 
     async def slash(self, word: str, rest: str, conversation_id: int, location: Location = NOWHERE) -> Reply:
-        """Run a slash command (no model): `/VERB ARGUMENTS` on the open app's operation with that verb."""
+        """Run a slash command (no model): `/VERB ARGUMENTS` on the open app's operation with that verb; a
+        destructive one becomes a confirm card, as when Chip proposes it."""
         app = act_on(self.runtime, location)
         op = slash_operation(self.runtime, app, word[1:])
         if op is None:
             return Reply(slash_help(self.runtime, app))
-        outcome = await self.run_user(op.name, slash_args(op, rest))
-        if op.name.endswith(".list"):
-            return Reply(list_text(op.plugin, outcome.value))
-        return Reply(outcome.message)
+        args = op.plugin.slash_args(op, rest, location)
+        if op.destructive:
+            proposal = self.propose(op, op.validate(args), conversation_id)
+            return Reply(f"Shall I {proposal.label}? Please confirm.", proposal=proposal)
+        outcome = await self.run_user(op.name, args)
+        return Reply(reply_text(op, outcome))
 
     async def run_user(self, name: str, args: dict) -> Outcome:
         return await asyncio.to_thread(self.runtime.registry.execute, name, args, "user")
@@ -133,9 +135,7 @@ class Agent:
         except OperationError as error:
             return Reply(f"I couldn't do that: {error.message}")
         self.last_command = (key, time.monotonic())
-        if op.name.endswith(".list"):
-            return Reply(list_text(op.plugin, outcome.value))
-        return Reply(f"{outcome.message}.", event_id=outcome.event_id)
+        return Reply(reply_text(op, outcome), event_id=None if listing(op, outcome) else outcome.event_id)
 
     def propose(self, op, args: dict, conversation_id: int) -> Proposal:
         """A confirm card for a destructive command, bound to its row as it is now (NotFound if it is gone)."""
@@ -209,6 +209,15 @@ def recent_turns(messages: list[dict]) -> str:
     return "\n".join(f"{'User' if m['role'] == 'user' else 'Chip'}: {m['content'][:200]}" for m in turns)
 
 
+def listing(op, outcome: Outcome) -> bool:
+    """Whether an outcome is a list app's rows (its `list` operation), shown as a list."""
+    return op.name.endswith(".list") and hasattr(op.plugin, "describe_row") and isinstance(outcome.value, list)
+
+
+def reply_text(op, outcome: Outcome) -> str:
+    return list_text(op.plugin, outcome.value) if listing(op, outcome) else f"{outcome.message.rstrip('.')}."
+
+
 def list_text(app, rows: list[dict]) -> str:
     """A list app's rows as a markdown list (values escaped as plain data)."""
     if not rows:
@@ -221,48 +230,26 @@ def list_line(app, row: dict) -> str:
     parts = [f"#{row['id']} {escape_markdown(str(row[app.label_field]))}"]
     for field in app.fields:
         value = row.get(field)
-        if field == app.label_field or value in (None, "", 0, False):
+        if field == app.label_field or value in (None, "") or app.columns[field] is bool and not value:
             continue
         parts.append(f"✓ {field}" if app.columns[field] is bool else f"{field}: {escape_markdown(str(value))}")
     return " · ".join(parts)
 
 
 def slash_operation(runtime, app, verb: str):
-    """The operation `/verb` means: the app's own with that verb (or name), else the one app-wide, if unique."""
+    """The operation `/verb` means: the app's own with that verb (or name), else the one app-wide, if unique
+    (`/undo`); `app` None: a tab whose app Chip cannot drive."""
     ops = [op for op in runtime.registry.operations.values() if not op.internal]
     own = [op for op in ops if op.plugin is app and verb in (op.verb, op.name.rpartition(".")[2])]
     anywhere = [op for op in ops if verb in (op.verb, op.name.rpartition(".")[2])]
     return (own or (anywhere if len(anywhere) == 1 else [None]))[0]
 
 
-def slash_args(op, rest: str) -> dict:
-    """Arguments from what follows `/verb`: a row's id first (#7 or 7), then values separated by commas, each
-    given to the first free text argument whose pattern it matches, else to the first one without a pattern."""
-    args, names = {}, {p.name for p in op.params}
-    if "ids" in names:
-        return {"ids": NUMBER.findall(rest)}
-    if "id" in names and rest.strip():
-        first, _, rest = rest.strip().partition(" ")
-        args["id"] = first.rstrip(",").lstrip("#")  # not a number: the registry says so
-    texts = [p for p in op.params if p.kind == "str"]
-    parts = [part.strip() for part in (rest.split(",") if len(texts) > 1 else [rest]) if part.strip()]
-    for part in parts:
-        free = [p for p in texts if p.name not in args]
-        matched = [p for p in free if p.text and p.text.pattern and re.fullmatch(p.text.pattern, part)]
-        fits = matched + [p for p in free if not (p.text and p.text.pattern)]
-        if fits:
-            args[fits[0].name] = part
-    return args
-
-
-def slash_usage(op) -> str:
-    """'/add NAME [EMAIL]': the verb, then the arguments (optional ones in brackets)."""
-    return " ".join([f"/{op.verb}", *(p.name.upper() if p.required else f"[{p.name.upper()}]" for p in op.params)])
-
-
 def slash_help(runtime, app) -> str:
     """The slash commands, with the open app's verbs and what each takes."""
-    lines = [f"- `{slash_usage(op)}`: {op.description}" for op in operations(runtime, app).values()]
+    if app is None:
+        return f"{SLASH_HELP}\n\nThis app has no commands of its own."
+    lines = [f"- `{app.slash_usage(op)}`: {op.description}" for op in operations(runtime, app).values()]
     return f"{SLASH_HELP}\n\nIn {app.display_name}:\n" + "\n".join(lines)
 
 

@@ -49,12 +49,12 @@ class Command:
 
 
 def act_on(runtime, location: Location = NOWHERE):
-    """The app Chip's commands act on: the tab's app if Chip can drive it, else the first app (by menu order)
-    it can drive."""
+    """The app Chip's commands act on: the tab's app if Chip can drive it (None if it cannot: then Chip only
+    talks); with no app (the chat page, the CLI), the first app in the menu that Chip can drive."""
     app = runtime.plugins.get(location.app)
-    if app is not None and app.drivable:
-        return app
-    return next(p for p in sorted(runtime.plugins.values(), key=lambda p: p.order) if p.drivable)
+    if app is not None:
+        return app if app.drivable else None
+    return next((p for p in sorted(runtime.plugins.values(), key=lambda p: p.order) if p.drivable), None)
 
 
 def operations(runtime, app) -> dict[str, Operation]:
@@ -119,6 +119,8 @@ def decoder_lead(runtime, location: Location = NOWHERE) -> list[dict]:
     """What the decoder's next prompt will start with for a tab at `location`: its prefix and the state
     (read ahead while the user types, so a message costs only itself)."""
     app = act_on(runtime, location)
+    if app is None:
+        return []
     return [*decoder_prefix(app, operations(runtime, app)), {"role": "user", "content": f"{app.chip_state(location)}\n"}]
 
 
@@ -127,6 +129,8 @@ async def decode_command(runtime, backend: Backend, request: str, *, recent: str
     """Decode the command a message from a tab at `location` asks for (possibly "none", or a question back);
     BackendError if the model fails."""
     app = act_on(runtime, location)
+    if app is None:
+        return Command(NONE)
     ops = operations(runtime, app)
     sensible = app.chip_verbs(location)
     prompt = [*decoder_prefix(app, ops), {"role": "user", "content": request_text(

@@ -260,7 +260,7 @@ class Chat:
             if not self.streaming:  # a turn that began meanwhile reads what it needs itself
                 await self.backend.warm(context.messages, "chat")
             lead = await asyncio.to_thread(decoder_lead, self.runtime, location)
-            if not self.streaming:
+            if lead and not self.streaming:
                 await self.backend.warm(lead, "decoder")
             logger.info("chat: read ahead done")
         except (BackendError, ContextTooLarge) as error:

@@ -318,8 +318,11 @@ def _grammar(schema: dict, llama):
     from llama_cpp import LlamaGrammar
 
     try:
-        text = grammar_text(schema)
-        if not _parses(text, llama):
+        try:
+            text = grammar_text(schema)
+        except Exception:  # llama-cpp-python's converter asserts on what it cannot turn into GBNF ((?:...), ...)
+            text = ""
+        if not text or not _parses(text, llama):
             logger.warning("llm: llama.cpp cannot read a text pattern of this schema as a grammar; "
                            "decoding without the patterns (values are still checked against them)")
             text = grammar_text(without_patterns(schema))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from ..actions import NotFound
+from ..actions import NotFound, OperationError
 from ..package_docs import doc
 
 VALUE_FOR_CHIP = 200  # the longest value Chip writes into a step
@@ -179,6 +179,23 @@ class ChipGuide:
         if current.kind == "select":
             value = {"type": "string", "enum": current.choices(run.values_before(self.steps, current))}
         return {"properties": {"value": value}, "required": ["value"]}
+
+    def slash_args(self, op, rest: str, location) -> dict:
+        """`/fill VALUE`, `/back`, `/finalize`, ...: on the tab's run and its current step, like Chip's commands."""
+        if op.name == f"{self.name}.start":
+            return {}
+        run = self.open_run(location)
+        if run is None:
+            raise OperationError(f"No {self.display_name} run is open in this tab; start one first (`/start`).")
+        if op.name == f"{self.name}.submit" and self.current_step(run) is None:
+            raise OperationError(f"Every step of run {run.key} is done; `/finalize` locks it.")
+        try:
+            return self.chip_args(op, {"value": rest}, rest, location)
+        except (IndexError, AttributeError):  # e.g. /back with no finished step
+            raise OperationError(f"That is not possible in run {run.key} now.") from None
+
+    def slash_usage(self, op) -> str:
+        return f"/{op.verb}" + (" VALUE" if op.name == f"{self.name}.submit" else "")
 
     def chip_args(self, op, answer: dict, request: str, location) -> dict:
         """The operation's arguments: the tab's run and the step it means, plus the model's value."""
