@@ -150,3 +150,37 @@ def test_a_database_whose_core_made_tasks_and_profiles_keeps_them_as_the_plugins
     runtime.registry.execute("tasks.insert", {"name": "new"})
     assert [r["name"] for r in runtime.plugins["tasks"].rows()] == ["kept", "new"]
     runtime.close()
+
+
+def test_deleting_a_profile_deletes_every_table_s_rows_of_it_and_one_undo_brings_them_back(config):
+    config.user_apps_dir.mkdir(parents=True)
+    (config.user_apps_dir / "books.py").write_text(textwrap.dedent('''
+        from theseus.actions import Result, operation
+        from theseus.apps.crud import BaseApp
+        class Books(BaseApp):
+            name = "books"
+            table = "books"
+            item = "book"
+            per_profile = True
+            @operation(target="book", verb="add")
+            def insert(self, ctx, name: str) -> Result:
+                """Add a book."""
+                return Result("Added", self.insert_item(ctx, name=name))
+        '''))
+    runtime = start(config)
+    execute = runtime.registry.execute
+    work = execute("profiles.insert", {"name": "Work"}).value["id"]
+    execute("profiles.switch", {"id": work})
+    execute("books.insert", {"name": "Dune"})
+    execute("tasks.insert", {"name": "read it"})
+    execute("hello.start", {})
+    deleted = execute("profiles.delete", {"id": work})
+    assert deleted.message == "Deleted profile 'Work' (#2) and its 1 workflow run, 1 task, 1 book"
+    counts = [runtime.db.value(f"SELECT COUNT(*) FROM {t} WHERE profile_id = ?", (work,))
+              for t in ("books", "tasks", "pipelines")]
+    assert counts == [0, 0, 0]
+    execute("history.undo", {"event_id": deleted.event_id})
+    counts = [runtime.db.value(f"SELECT COUNT(*) FROM {t} WHERE profile_id = ?", (work,))
+              for t in ("books", "tasks", "pipelines")]
+    assert counts == [1, 1, 1]
+    runtime.close()

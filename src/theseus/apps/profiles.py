@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fasthtml.common import Button, Input, Li, Small, Span
@@ -42,7 +43,7 @@ class Profiles(BaseApp):
         if not others:
             raise OperationError("You can't delete the last profile.")
         counts = self.contents(id)
-        for table, column in self.dependents():
+        for table, column in self.dependents:
             for row in ctx.db.query(f"SELECT id FROM [{table}] WHERE [{column}] = ?", (id,)):
                 ctx.delete(table, row["id"])  # one by one, so the undo restores each
         ctx.delete(self.table, id)
@@ -52,9 +53,10 @@ class Profiles(BaseApp):
             signals = ("profile",)
         return Result(f"Deleted {self.label(profile)}" + (f" and its {counts}" if counts else ""), profile, signals)
 
+    @functools.cached_property
     def dependents(self) -> list[tuple[str, str]]:
         """(table, column) of every table whose rows belong to a profile (a foreign key to profiles): the
-        per-profile apps' tables, any plugin's, the workflow runs."""
+        per-profile apps' tables, any plugin's, the workflow runs (the schema is settled once plugins load)."""
         tables = [r["name"] for r in self.db.query("SELECT name FROM sqlite_master WHERE type = 'table' "
                                                    "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%'")]
         return [(table, key["from"]) for table in tables
@@ -66,7 +68,7 @@ class Profiles(BaseApp):
         items = {getattr(p, "table", None): p.item for p in self.runtime.plugins.values()} | {"pipelines": "workflow run"}
         counts = [(items.get(table, f"{table} row"),
                    self.db.value(f"SELECT COUNT(*) FROM [{table}] WHERE [{column}] = ?", (profile_id,)))
-                  for table, column in self.dependents()]
+                  for table, column in self.dependents]
         return ", ".join(f"{n} {item}{'' if n == 1 else 's'}" for item, n in counts if n)
 
     @operation(target="profile")
@@ -102,7 +104,7 @@ class Profiles(BaseApp):
         fragments = super().fragments(outcome)
         if any(c.table == self.table for c in outcome.changes):
             fragments.append(self.menu(hx_swap_oob="true"))
-        columns = dict(self.dependents())
+        columns = dict(self.dependents)
         counted = {(c.after or c.before).get(columns[c.table]) for c in outcome.changes if c.table in columns} - {None}
         counted -= {(c.after or c.before)["id"] for c in outcome.changes if c.table == self.table}
         rows = self.db.query(f"SELECT * FROM profiles WHERE id IN ({','.join('?' * len(counted))})",
