@@ -61,15 +61,20 @@ def test_every_plugin_hook_is_documented(hook):
 
 # ---- the workflow examples run ----
 
-@pytest.fixture
-def runtime(config, backend):
-    """A Theseus whose data dir's workflows/ holds workflows.md's examples (written before it starts)."""
-    config.user_workflows_dir.mkdir(parents=True)
-    for name, text in workflow_examples(doc_text("workflows.md")).items():
-        (config.user_workflows_dir / name).write_text(text)
+def runtime_with(folder, files: dict[str, str], config, backend):
+    """A Theseus whose data dir's `folder` (apps/ or workflows/) holds these files, written before it starts."""
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
     runtime = Runtime(config, backend)
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def runtime(config, backend):
+    """A Theseus whose data dir's workflows/ holds workflows.md's examples."""
+    yield from runtime_with(config.user_workflows_dir, workflow_examples(doc_text("workflows.md")), config, backend)
 
 
 def value_for(step: Step, values: dict) -> str:
@@ -122,12 +127,7 @@ def test_the_contacts_example_in_the_docs_is_the_shipped_example_file():
 @pytest.fixture
 def plugin_runtime(config, backend):
     """A Theseus whose data dir's apps/ holds plugins.md's examples."""
-    config.user_apps_dir.mkdir(parents=True)
-    for name, text in plugin_examples(doc_text("plugins.md")).items():
-        (config.user_apps_dir / name).write_text(text)
-    runtime = Runtime(config, backend)
-    yield runtime
-    runtime.close()
+    yield from runtime_with(config.user_apps_dir, plugin_examples(doc_text("plugins.md")), config, backend)
 
 
 @pytest.fixture

@@ -28,11 +28,15 @@ class Books(BaseApp):
 
 
 def write_books(config, columns: str, migrations: str = "[]") -> None:
-    config.user_apps_dir.mkdir(parents=True, exist_ok=True)
     source = BOOKS.replace("COLUMNS", columns).replace("MIGRATIONS", migrations)
     if "author" not in columns:
         source = source.replace(", author: str | None = None", "").replace(", author=author", "")
-    (config.user_apps_dir / "books.py").write_text(source)
+    write_plugin(config, "books.py", source)
+
+
+def write_plugin(config, filename: str, source: str) -> None:
+    config.user_apps_dir.mkdir(parents=True, exist_ok=True)
+    (config.user_apps_dir / filename).write_text(textwrap.dedent(source))
 
 
 def start(config) -> Runtime:
@@ -96,28 +100,27 @@ def test_a_failing_migration_breaks_only_its_plugin_and_changes_nothing(config):
 
 
 def test_a_table_of_another_plugin_or_of_the_core_or_an_odd_column_type_is_refused_clearly(config):
-    config.user_apps_dir.mkdir(parents=True)
-    (config.user_apps_dir / "thief.py").write_text(textwrap.dedent('''
+    write_plugin(config, "thief.py", '''
         from theseus.apps.crud import BaseApp
         class Thief(BaseApp):
             name = "thief"
             table = "tasks"
             item = "loot"
-        '''))
-    (config.user_apps_dir / "odd.py").write_text(textwrap.dedent('''
+        ''')
+    write_plugin(config, "odd.py", '''
         from theseus.apps.crud import BaseApp
         class Odd(BaseApp):
             name = "odd"
             table = "odd"
             columns = {"name": str, "when": list}
-        '''))
-    (config.user_apps_dir / "auditor.py").write_text(textwrap.dedent('''
+        ''')
+    write_plugin(config, "auditor.py", '''
         from theseus.apps.crud import BaseApp
         class Auditor(BaseApp):
             name = "auditor"
             table = "events"
             order = 1
-        '''))
+        ''')
     runtime = start(config)
     errors = {b.name: b.error for b in runtime.broken}
     assert "belongs to the tasks app" in errors["thief"]
@@ -153,8 +156,7 @@ def test_a_database_whose_core_made_tasks_and_profiles_keeps_them_as_the_plugins
 
 
 def test_deleting_a_profile_deletes_every_table_s_rows_of_it_and_one_undo_brings_them_back(config):
-    config.user_apps_dir.mkdir(parents=True)
-    (config.user_apps_dir / "books.py").write_text(textwrap.dedent('''
+    write_plugin(config, "books.py", '''
         from theseus.actions import Result, operation
         from theseus.apps.crud import BaseApp
         class Books(BaseApp):
@@ -166,7 +168,7 @@ def test_deleting_a_profile_deletes_every_table_s_rows_of_it_and_one_undo_brings
             def insert(self, ctx, name: str) -> Result:
                 """Add a book."""
                 return Result("Added", self.insert_item(ctx, name=name))
-        '''))
+        ''')
     runtime = start(config)
     execute = runtime.registry.execute
     work = execute("profiles.insert", {"name": "Work"}).value["id"]

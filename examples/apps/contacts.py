@@ -1,4 +1,4 @@
-"""Contacts: a plugin with its own table, written as a user would (see docs/plugins.md)."""
+"""Contacts: a plugin with its own table, written as a user would (documented in theseus/docs/plugins.md)."""
 
 from typing import Annotated
 
