@@ -8,14 +8,19 @@ import json
 from theseus.llm.base import Backend, BackendStatus, BackendUnavailable, estimate_tokens
 
 
+def choices_of(schema: dict) -> list[dict]:
+    """The `anyOf` alternatives of a decoder schema (a plan's: those of each of its commands)."""
+    return (schema["properties"]["commands"]["items"] if "commands" in schema.get("properties", {}) else schema)["anyOf"]
+
+
 def verbs(schema: dict) -> list[str]:
     """The verbs a decoder schema offers (one `anyOf` alternative each)."""
-    return [choice["properties"]["command"]["const"] for choice in schema["anyOf"]]
+    return [choice["properties"]["command"]["const"] for choice in choices_of(schema)]
 
 
 def alternative(schema: dict, verb: str) -> dict:
     """The properties a decoder schema asks for with this verb (besides "command")."""
-    choice = next(c for c in schema["anyOf"] if c["properties"]["command"]["const"] == verb)
+    choice = next(c for c in choices_of(schema) if c["properties"]["command"]["const"] == verb)
     return {k: v for k, v in choice["properties"].items() if k != "command"}
 
 

@@ -28,7 +28,10 @@ def test_schemas_are_generated_from_the_registry_and_narrowed_to_the_state(runti
     picked = app.chip_choices(runtime.registry.get("tasks.toggle"), "", TASKS)
     assert picked == {"properties": {"task": {"type": "string", "enum": [
         "wash the car (#1)", "#1 wash the car", "buy milk (#2)", "#2 buy milk"]}}, "required": ["task"]}
-    assert app.chip_args(runtime.registry.get("tasks.toggle"), {"task": "buy milk (#2)"}, "", TASKS) == {"id": 2}
+    every = app.chip_choices(runtime.registry.get("tasks.toggle"), "mark all of them done", TASKS)
+    assert every["properties"]["task"]["enum"][-3:] == ["every task", "every done task", "every task not done"]
+    assert app.chip_args(runtime.registry.get("tasks.toggle"), {"task": "buy milk (#2)"}, "got milk", TASKS) == \
+        {"id": 2}
     update = app.chip_choices(runtime.registry.get("tasks.update"), "", TASKS)
     assert update["required"] == ["task", "name"] and update["properties"]["name"]["maxLength"] == 200
     listed = app.chip_choices(runtime.registry.get("tasks.list"), "", TASKS)
@@ -62,7 +65,7 @@ def test_chip_inserts_live_and_offers_undo(socket, runtime, backend):
     assert "Added task 'buy oat milk' (#1)." in final and 'hx-post="/chat/undo/' in final
     event = runtime.db.query("SELECT actor, operation FROM events ORDER BY id DESC LIMIT 1")[0]
     assert event == {"actor": "llm", "operation": "tasks.insert"}
-    assert verbs(backend.schemas[0]) == ["add", "show", "chat", "help"]  # with no rows yet, no verb that needs one
+    assert verbs(backend.schemas[0]) == ["add", "show", "undo", "chat", "help", "log"]  # no verb that needs a row
 
 
 def test_a_destructive_command_waits_for_a_click(socket, client, runtime, backend):
@@ -126,9 +129,9 @@ def test_a_confirm_card_expires(socket, client, runtime, backend):
     add(runtime, "keep me")
     tab = socket()
     token = propose_deleting(tab, backend, "keep me (#1)")
-    runtime.chat.agent.proposals[token].expires = 0.0  # as if PROPOSAL_TTL had passed
+    runtime.chat.agent.proposals.expire(token)  # as if PROPOSAL_TTL had passed
     response = client.post(f"/chat/confirm/{token}", headers=HX)
-    assert response.status_code == 410 and "This proposal expired after 10 minutes" in response.text
+    assert response.status_code == 410 and "This proposal expired" in response.text
     assert "expired" in tab.until("This proposal expired")
     assert len(tasks(runtime)) == 1 and token not in runtime.chat.agent.proposals
 
@@ -144,7 +147,7 @@ def test_a_cancelled_proposal_changes_nothing(socket, client, runtime, backend):
     assert len(tasks(runtime)) == 1
 
 
-def test_an_invalid_command_is_explained_and_a_repeat_refused(socket, runtime, backend):
+def test_an_invalid_command_is_explained_and_a_second_row_of_the_same_name_is_asked_about(socket, runtime, backend):
     add(runtime, "a")
     backend.commands = [{"command": "reorder", "ids": [1, 1]},
                         {"command": "add", "name": "twice"}, {"command": "add", "name": "twice"}]
@@ -154,7 +157,7 @@ def test_an_invalid_command_is_explained_and_a_repeat_refused(socket, runtime, b
     tab.send(action="send", message="add twice")
     assert "Added task 'twice'" in tab.until(FINAL)
     tab.send(action="send", message="add twice")
-    assert "I just did exactly that" in tab.until(FINAL)
+    assert "There already is task 'twice' (#2). Shall I add another one?" in tab.until(FINAL)
     assert [t["name"] for t in tasks(runtime)] == ["a", "twice"]
 
 
@@ -250,8 +253,8 @@ def test_a_reorder_is_asked_as_one_move_and_becomes_the_new_order(runtime):
     add(runtime, "a", "b", "c")
     app, sort = runtime.plugins["tasks"], runtime.registry.get("tasks.sort")
     assert app.chip_choices(sort, "", TASKS)["properties"]["to"] == {"type": "string", "enum": ["top", "bottom"]}
-    assert app.chip_args(sort, {"task": "c (#3)", "to": "top"}, "", TASKS) == {"ids": [3, 1, 2]}
-    assert app.chip_args(sort, {"task": "#1 a", "to": "bottom"}, "", TASKS) == {"ids": [2, 3, 1]}
+    assert app.chip_args(sort, {"task": "c (#3)", "to": "top"}, "move #3 up", TASKS) == {"ids": [3, 1, 2]}
+    assert app.chip_args(sort, {"task": "#1 a", "to": "bottom"}, "#1 to the end", TASKS) == {"ids": [2, 3, 1]}
 
 
 @pytest.mark.parametrize("answers, shown", [

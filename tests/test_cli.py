@@ -123,7 +123,8 @@ def test_routes_lists_every_route_and_operation(tmp_path):
     lines = result.stdout.splitlines()
     for expected in ("GET        /apps/{name}", "WS         /chat/ws", "POST       /ops/tasks.toggle",
                      "tasks.delete(id: int) (destructive)  Delete one task by its id.",
-                     "history.undo(event_id: int?)  Undo Chip's most recent change, or the change with this event id."):
+                     "history.undo(event_id: int?)  Undo Chip's most recent change, or the change with this event id (with "
+                     "the rest of its plan)."):
         assert expected in lines
 
 

@@ -19,11 +19,13 @@ class Contacts(BaseApp):
     columns = {"name": str, "email": str, "phone": str, "notes": str}
     item = "contact"                  # what a row is called, in messages and in Chip's prompt
     per_profile = True                # rows belong to the current profile
-    chip_samples = [                  # the rows Chip's examples speak of (made up from the columns if absent)
+    chip_samples = [                  # rows for Chip's examples: three listed, three new (made up if absent)
         {"name": "Grace Hopper", "email": "grace@navy.mil", "phone": "555-0101", "notes": "compiler pioneer"},
         {"name": "Sam Okafor", "email": "", "phone": "555-0102", "notes": ""},
         {"name": "Lin Wei", "email": "lin@example.org", "phone": "", "notes": "met at the book club"},
         {"name": "Maria Lopez", "email": "maria@lopez.es", "phone": "+34 600 123 456", "notes": "plays cello"},
+        {"name": "Tomas Berg", "email": "", "phone": "", "notes": ""},
+        {"name": "Ines Duarte", "email": "", "phone": "", "notes": ""},
     ]
     chip_phrasings = [                # more examples, in this app's own words, on those rows (#31, #32, #33)
         ("save Maria Lopez as a contact, she plays cello", "add", {"name": "Maria Lopez", "notes": "plays cello"}),

@@ -247,16 +247,18 @@ class Outcome:
 
 
 def operation(*, target: str, destructive: bool = False, name: str | None = None, verb: str | None = None,
-              internal: bool = False):
+              internal: bool = False, anywhere: bool = False):
     """Mark a plugin method as an operation; the registry picks it up when the plugin loads.
 
     `verb` is the plain word a person would use for it ("add", "done"); Chip's decoder offers it.
     An `internal` operation is run by the app itself (e.g. a finished background job): it has no
-    HTTP route and Chip is not offered it, but it is validated, logged and broadcast like any other.
+    HTTP route and Chip is not offered it, but it is validated, logged and broadcast like any other. An
+    `anywhere` operation is offered to Chip whichever app is open (undo).
     """
     def mark(func: Callable) -> Callable:
         func.__operation__ = {"target": target, "destructive": destructive, "internal": internal,
-                              "name": name or func.__name__, "verb": verb or name or func.__name__}
+                              "name": name or func.__name__, "verb": verb or name or func.__name__,
+                              "anywhere": anywhere}
         return func
     return mark
 
@@ -274,6 +276,7 @@ class Operation:
     plugin: Any
     verb: str = ""
     internal: bool = False
+    anywhere: bool = False
 
     def validate(self, args: dict) -> dict:
         """Arguments checked and converted to their types; OperationError names what is wrong."""
@@ -318,7 +321,8 @@ def operations_of(plugin) -> list[Operation]:
         description = (inspect.getdoc(handler) or "").strip().splitlines() or [""]
         description = description[0].replace("{items}", f"{item}s").replace("{item}", item)
         found.append(Operation(f"{plugin.name}.{meta['name']}", description, meta["target"] or item,
-                               meta["destructive"], params, handler, plugin, meta["verb"], meta["internal"]))
+                               meta["destructive"], params, handler, plugin, meta["verb"], meta["internal"],
+                               meta["anywhere"]))
     return found
 
 
@@ -350,14 +354,15 @@ class Registry:
         return self.operations[name]
 
     def execute(self, name: str, args: dict | None = None, actor: str = "user",
-                tab: str | None = None) -> Outcome:
-        """Validate, run in a transaction, log the event, render and broadcast. Raises OperationError."""
+                tab: str | None = None, plan: str | None = None) -> Outcome:
+        """Validate, run in a transaction, log the event (as part of `plan`, if given: one Undo reverts every
+        event of a plan), render and broadcast. Raises OperationError."""
         started = time.perf_counter()
         try:
             op = self.get(name)
             values = op.validate(args or {})
             with self.db.lock:  # publish in commit order, so tabs never go back in time
-                outcome = self._run(op, values, actor)
+                outcome = self._run(op, values, actor, plan)
                 self._publish(outcome, tab)
         except OperationError as error:
             logger.info(f"op {log_safe(name, 100)} by {actor}: refused: {log_safe(error.message, 300)}")
@@ -374,14 +379,14 @@ class Registry:
                     f"({(time.perf_counter() - started) * 1000:.1f} ms)")
         return outcome
 
-    def _run(self, op: Operation, values: dict, actor: str) -> Outcome:
+    def _run(self, op: Operation, values: dict, actor: str, plan: str | None = None) -> Outcome:
         """Run, log and render in one transaction: if any step fails, nothing is kept."""
         ctx = OpContext(self.db, actor)
         with self.db.transaction():
             result = op.handler(ctx, **values)
             event_id = append_event(self.db, actor=actor, operation=op.name, args=values,
                                     summary=result.message, profile_id=ctx.profile_id,
-                                    changes=[c.to_json() for c in ctx.changes])
+                                    changes=[c.to_json() for c in ctx.changes], plan=plan)
             outcome = Outcome(op.name, actor, values, result.message, result.value, ctx.changes,
                               event_id, signals=result.signals)
             outcome.fragments = self.fragments(outcome)

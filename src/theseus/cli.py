@@ -35,12 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
     chat.add_argument("--conversation", type=int, metavar="ID", help="continue this conversation (default: current)")
     chat.add_argument("--llm", help="backend spec for this turn (default THESEUS_LLM or embedded)")
-    evaluate = commands.add_parser("eval", help="measure Chip: eval commands|retrieval FILE.jsonl")
-    evaluate.add_argument("kind", choices=["commands", "retrieval"], help="what to evaluate")
-    evaluate.add_argument("file", type=Path, help="JSONL cases (see evals/commands.jsonl, evals/retrieval.jsonl)")
+    evaluate = commands.add_parser("eval", help="measure Chip: eval commands|sessions|retrieval FILE.jsonl")
+    evaluate.add_argument("kind", choices=["commands", "sessions", "retrieval"], help="what to evaluate")
+    evaluate.add_argument("file", type=Path, help="JSONL cases (see evals/commands.jsonl, evals/sessions.jsonl, "
+                                                  "evals/retrieval.jsonl)")
     evaluate.add_argument("--llm", help="backend spec (default THESEUS_LLM or embedded)")
-    evaluate.add_argument("--apps", type=Path, help="commands: a folder of plugin files to load in every case "
-                                                    "(e.g. examples/apps for evals/commands-contacts.jsonl)")
+    evaluate.add_argument("--apps", type=Path, help="commands, sessions: a folder of plugin files to load in every "
+                                                    "case (e.g. examples/apps for evals/commands-contacts.jsonl)")
     evaluate.add_argument("--data", help="data directory (commands: only its models are used, cases run in scratch "
                                          "databases; retrieval: its knowledge index, brought up to date first)")
     index = commands.add_parser("index", help="bring Chip's knowledge index (docs, source, action log) up to date")
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         from .knowledge.commands import eval_retrieval_command
         return eval_retrieval_command(config, args.file)
     if args.command == "eval":
-        return asyncio.run(eval_command(config, args.file, args.apps))
+        return asyncio.run(eval_command(config, args.file, args.apps, args.kind))
     if args.command in ("index", "context"):
         from .knowledge.commands import context_command, index_command
         return index_command(config, full=args.full) if args.command == "index" else \
@@ -106,15 +107,17 @@ def serve_command(config: Config, *, watch: bool | None, supervised: bool) -> in
     return serve(config, supervised=supervised)
 
 
-async def eval_command(config: Config, path: Path, apps: Path | None = None) -> int:
-    """Run an eval file against the configured backend; 1 if the file or the backend is unusable."""
+async def eval_command(config: Config, path: Path, apps: Path | None = None, kind: str = "commands") -> int:
+    """Run an eval file (commands or sessions) against the configured backend; 1 if the file or the backend is
+    unusable."""
     from .evals import load_cases, run_commands_eval
+    from .session_evals import load_sessions, run_sessions_eval
     from .llm.base import BackendError
     from .llm.spec import make_backend
     from .logs import setup_logging
 
     try:
-        cases = load_cases(path)
+        cases = load_sessions(path) if kind == "sessions" else load_cases(path)
         if apps is not None and not apps.is_dir():
             raise ValueError(f"{apps} is not a folder of plugins")
     except (OSError, ValueError) as error:
@@ -124,7 +127,7 @@ async def eval_command(config: Config, path: Path, apps: Path | None = None) -> 
     backend = make_backend(config)
     try:
         await backend.wait_ready(120)
-        await run_commands_eval(cases, backend, apps=apps)
+        await (run_sessions_eval if kind == "sessions" else run_commands_eval)(cases, backend, apps=apps)
         return 0
     except (BackendError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

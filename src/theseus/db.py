@@ -126,11 +126,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             UNIQUE (plugin, name)
         );
     """),
+    (9, "plans: the events of one plan share its key; action cards and proposals are stored", """
+        ALTER TABLE events ADD COLUMN plan TEXT;
+        CREATE INDEX events_by_plan ON events (plan) WHERE plan IS NOT NULL;
+        ALTER TABLE messages ADD COLUMN card TEXT;
+        CREATE TABLE proposals (
+            token TEXT PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
+            commands TEXT NOT NULL,
+            label TEXT NOT NULL,
+            targets TEXT NOT NULL,
+            since INTEGER NOT NULL,
+            expires REAL NOT NULL,
+            actor TEXT NOT NULL DEFAULT 'llm'
+        );
+    """),
 ]
 
 
 CORE_TABLES = frozenset({"store", "events", "conversations", "messages", "pipelines", "knowledge_files", "chunks",
-                         "chunks_fts", "chunk_vectors", "transcript", "migrations", "plugin_migrations"})
+                         "chunks_fts", "chunk_vectors", "transcript", "migrations", "plugin_migrations",
+                         "proposals"})
 # ^ the tables the migrations above make (a plugin may not declare one of these names)
 
 

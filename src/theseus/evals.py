@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .actions import OperationError
-from .chat.commands import Command, decode_command, validate
+from .chat.commands import Plan, decode_plan, validate
 from .config import Config
 from .llm.base import Backend, BackendError
 from .location import Location
@@ -80,19 +80,20 @@ def scratch_runtime(folder: Path, backend: Backend, state: dict, apps: Path | No
     return runtime
 
 
-def judge(case: dict, command: Command) -> tuple[bool, str, list[str]]:
+def judge(case: dict, plan: Plan) -> tuple[bool, str, list[str]]:
     """(passed, why not, the arguments written that the message did not give)."""
     expect = case["expect"]
     wanted, args = expect["operation"], expect.get("args", {})
-    if command.operation != wanted:
-        return False, f"expected {wanted}" + (f" (Chip asked: {command.ask!r})" if command.ask else ""), []
-    if wanted == "none":
-        return True, "", []
-    got = {k: v for k, v in command.args.items() if v not in (None, "")}
+    if plan.ask:
+        return False, f"Chip asked: {plan.ask!r}", []
+    if wanted == "none" or plan.is_none:
+        passed = plan.is_none and wanted == "none"
+        return passed, "" if passed else f"expected {wanted}", []
+    if len(plan.commands) != 1 or plan.commands[0].operation != wanted:
+        return False, f"expected {wanted}", []
+    got = {k: v for k, v in plan.commands[0].args.items() if v not in (None, "")}
     invented = sorted(set(got) - set(args))
     wrong = [k for k, v in args.items() if not matches(v, got.get(k))]
-    if command.ask:
-        return False, f"Chip asked: {command.ask!r}", []
     if wrong or invented:
         return False, "; ".join([f"expected {k}={args[k]!r}" for k in wrong] +
                                 [f"wrote {k}={got[k]!r}, not given" for k in invented]), invented
@@ -110,21 +111,32 @@ async def run_case(case: dict, backend: Backend, folder: Path, apps: Path | None
     runtime = scratch_runtime(folder, backend, case.get("state", {}), apps)
     started = time.perf_counter()
     try:
-        command = await decode_command(runtime, backend, case["request"], location=Location(case["app"]))
+        plan = await decode_plan(runtime, backend, case["request"], location=Location(case["app"]))
         seconds = time.perf_counter() - started
-        if not command.ask:
+        for command in plan.commands:
             validate(runtime, command)
-        passed, detail, invented = judge(case, command)
-        return {"passed": passed, "detail": detail, "seconds": seconds, "invalid": False, "command": command,
+        passed, detail, invented = judge(case, plan)
+        return {"passed": passed, "detail": detail, "seconds": seconds, "invalid": False, "plan": plan,
                 "invented": invented}
     except OperationError as error:  # the model chose arguments the registry refuses
         return {"passed": False, "detail": f"invalid: {error.message}", "seconds": time.perf_counter() - started,
-                "invalid": True, "command": None, "invented": []}
+                "invalid": True, "plan": None, "invented": []}
     except BackendError as error:
         return {"passed": False, "detail": f"model failed: {error}", "seconds": time.perf_counter() - started,
-                "invalid": True, "command": None, "invented": []}
+                "invalid": True, "plan": None, "invented": []}
     finally:
         runtime.close()
+
+
+def plan_text(plan: Plan | None) -> str:
+    """A decoded plan in one line: its commands, the question it asks, or what talk it is."""
+    if plan is None:
+        return "-"
+    if plan.ask:
+        return f"asks {plan.ask!r}"
+    if plan.is_none:
+        return f"none ({plan.talk})"
+    return "; ".join(f"{c.operation} {json.dumps(c.args, ensure_ascii=False)}" for c in plan.commands)
 
 
 async def run_commands_eval(cases: list[dict], backend: Backend, out=print, apps: Path | None = None) -> dict:
@@ -136,9 +148,7 @@ async def run_commands_eval(cases: list[dict], backend: Backend, out=print, apps
             result = await run_case(case, backend, Path(folder), apps)
         results.append(result)
         by_op[case["expect"]["operation"]].append(result)
-        command = result["command"]
-        shown = "-" if command is None else f"asks {command.ask!r}" if command.ask else \
-            f"{command.operation} {json.dumps(command.args, ensure_ascii=False)}"
+        shown = plan_text(result["plan"])
         out(f"{'PASS' if result['passed'] else 'FAIL'} {number:3} {case['expect']['operation']:16} "
             f"{result['seconds']:5.2f}s  {case['request']!r} -> {shown}"
             + (f"  ({result['detail']})" if result["detail"] else ""))

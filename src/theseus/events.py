@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .db import Database, utc_now
 
 ACTORS = ("user", "llm", "system")
+WHO = {"user": "You", "llm": "Chip", "system": "Theseus"}  # who an actor is, in words
 STREAM_LIMIT = 32  # open streams per broadcaster (live-sync tabs; chat sockets)
 
 
@@ -31,15 +32,16 @@ class TooManyStreams(Exception):
 
 def append_event(db: Database, *, actor: str, operation: str, args: dict | None = None,
                  summary: str = "", changes: list | None = None,
-                 profile_id: int | None = None) -> int:
-    """Append one event to the action log and return its id (call inside a transaction)."""
+                 profile_id: int | None = None, plan: str | None = None) -> int:
+    """Append one event to the action log and return its id (call inside a transaction); the events of one
+    plan (several commands from one message) share its key, `plan`."""
     if actor not in ACTORS:
         raise ValueError(f"actor must be one of {ACTORS}, not {actor!r}")
     cursor = db.conn.execute(
-        "INSERT INTO events (time, actor, operation, args, summary, changes, profile_id) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO events (time, actor, operation, args, summary, changes, profile_id, plan) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (utc_now(), actor, operation, json.dumps(args or {}, ensure_ascii=False), summary,
-         json.dumps(changes or [], ensure_ascii=False), profile_id))
+         json.dumps(changes or [], ensure_ascii=False), profile_id, plan))
     return cursor.fetchone()[0]
 
 

@@ -199,3 +199,8 @@ def render_plain(text: str | None) -> str:
         return ""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     return "<br>".join(html.escape(line) for line in lines)
+
+
+def escape_markdown(text: str) -> str:
+    """Text shown as itself in markdown (a value from the data: no emphasis, links or lists from it)."""
+    return "".join(f"\\{c}" if c in "\\`*_{}[]()#+-.!<>|~" else c for c in text)

@@ -26,12 +26,16 @@ from .tables import Table
 
 
 class Ask(Exception):
-    """Chip needs something the message did not give (e.g. a required field): `question` goes back to the user,
-    and nothing is done."""
+    """Chip needs something the message did not give (e.g. a required field, or which row it means): `question`
+    goes back to the user, and nothing is done. `offer`: what a one-click Yes under the question would do, as
+    [(operation name, args)] (e.g. add the row that does not exist yet); `choices`: what the question asks
+    between, as [(label, args)], for the same operation: a reply that picks one ("the second one", "#7", words
+    of its label) runs the operation with its args."""
 
-    def __init__(self, question: str):
+    def __init__(self, question: str, *, offer: list[tuple[str, dict]] = (),
+                 choices: list[tuple[str, dict]] = ()):
         super().__init__(question)
-        self.question = question
+        self.question, self.offer, self.choices = question, list(offer), list(choices)
 
 
 class Plugin:
@@ -108,8 +112,9 @@ class Plugin:
         """What the model fills for `op`, as a JSON schema object ({"properties": ..., "required": [...]})."""
         return {"properties": {}, "required": []}
 
-    def chip_args(self, op, answer: dict, request: str, location) -> dict:
-        """The operation's arguments from the model's answer; raise Ask when the message lacks something."""
+    def chip_args(self, op, answer: dict, request: str, location) -> dict | list[dict]:
+        """The operation's arguments from the model's answer (a list: the operation once for each, e.g. for
+        "every task"); raise Ask when the message lacks something or names no row clearly."""
         return answer
 
     def slash_args(self, op, rest: str, location) -> dict:

@@ -12,6 +12,12 @@ optional arguments stay optional. Then `chip_args` keeps what the message
 gave and nothing else: a value the message does not contain is not written
 (an optional one is left out, a required one gets a question back, `Ask`),
 and an update changes only the fields the message names.
+
+A row is acted on only when the message names it clearly (its #id, or words
+of it no other row shares as well), or refers back to the rows changed last
+("rename it"); otherwise Chip asks: "I don't see a task “plumber”. Add it?"
+(with a one-click card) or "Which one: #3 … or #7 …?". "every task" (or every
+done one) stands for all of them: one command becomes a plan, one per row.
 """
 
 from __future__ import annotations
@@ -24,8 +30,19 @@ from ..plugins import Ask
 NAME_LIMIT = 200  # a value Chip writes is shorter than what a person may type
 STATE_ROWS = 30  # the rows Chip reads and picks from
 BOOKKEEPING = ("id", "priority", "profile_id")
-CHAT, HELP = "chat", "help"
+CHAT, HELP, LOG = "chat", "help", "log"
+PLAN = "plan:"  # an example's key when it shows a plan of several commands
 WORD = re.compile(r"[^\W_]+")
+FILLER_WORDS = {"top", "bottom", "first", "last", "up", "down", "end", "start", "put", "move", "list", "one", "ones",
+                "again", "please", "thing", "things", "everything", "every", "each", "all", "at", "on", "in", "of",
+                "an", "as", "by", "to", "it", "them", "that", "this", "those", "these", "is", "be", "me", "want",
+                "like", "would", "could", "should", "let", "make", "get", "need", "called", "named"}  # name no row
+NEGATED = re.compile(r"\b(not|no longer|un\w+|undo|reopen|open again)\b", re.IGNORECASE)
+SAYS_EVERY = re.compile(r"\b(all|every|everything|each|ones|them|those)\b", re.IGNORECASE)
+REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b", re.IGNORECASE)
+NAME_PREFIX = r"^\s*(?:(?:new|another|add(?: a)?)\s+)?(?:{item}|todo|to-do|to do|item|reminder|note)s?\s*[:\-\u2013]\s*"
+QUOTES = "\"'\u201c\u201d\u2018\u2019`"
+ASK_CHOICES = 5  # rows a "which one?" question lists
 COMMON_WORDS = {"the", "and", "for", "with", "this", "that", "done", "mark", "check", "delete", "remove", "add",
                 "list", "off", "from", "into", "please", "can", "you", "just", "now", "all", "not", "have", "has",
                 "was", "are", "its", "it's", "my", "your", "item", "thing", "one", "new", "change", "set", "show"}
@@ -119,26 +136,48 @@ class RowGuide:
         return " ".join(str(row.get(f) or "") for f in self.fields)
 
     def candidates(self, request: str, rows: list[dict]) -> list[dict]:
-        """The rows a message most plausibly means: those it names by #id, else those sharing most words with
-        their label, else those whose id it names as a bare number (one not inside a phone number or a date),
-        else those sharing most words with any of their fields; with no signal, all rows."""
+        """The rows a message most plausibly means (`find_rows`); with no signal, all rows."""
+        return self.find_rows(request, rows)[1] or rows
+
+    def find_rows(self, request: str, rows: list[dict]) -> tuple[str, list[dict]]:
+        """(how, rows): the rows a message names by #id ("id"), else those sharing most words with their label
+        ("label"), else those whose id it names as a bare number, one not inside a phone number or a date
+        ("id"), else those sharing most words with any of their fields ("field"); ("", []) if none."""
         explicit = {int(n) for n in re.findall(r"#([0-9]{1,19})\b", request)}  # ASCII digits, bounded
         bare = {int(n) for n in re.findall(r"(?<![\w#+().:/-])([0-9]{1,19})(?![\w().:/-])", request)}
         said = words(request, self.common_words)
         label = self.label_field
-        for find in (lambda: [r for r in rows if r["id"] in explicit],
-                     lambda: best_matches(said, rows, lambda r: words(r[label], self.common_words)),
-                     lambda: [r for r in rows if r["id"] in bare and str(r["id"]) not in str(r[label])],
-                     lambda: best_matches(said, rows, lambda r: words(self.row_text(r), self.common_words))):
+        for how, find in (("id", lambda: [r for r in rows if r["id"] in explicit]),
+                          ("label", lambda: best_matches(said, rows, lambda r: words(r[label], self.common_words))),
+                          ("id", lambda: [r for r in rows if r["id"] in bare and str(r["id"]) not in str(r[label])]),
+                          ("field", lambda: best_matches(said, rows,
+                                                         lambda r: words(self.row_text(r), self.common_words)))):
             if found := find():
-                return found
-        return rows
+                return how, found
+        return "", []
+
+    def recent_rows(self) -> list[dict]:
+        """The rows the newest change to this app's table touched (with the rest of its plan), as they are now:
+        what "it", "that one" and "them" mean."""
+        newest = self.db.query("SELECT e.id, e.plan FROM events e, json_each(e.changes) c "
+                               "WHERE json_extract(c.value, '$.table') = ? ORDER BY e.id DESC LIMIT 1", (self.table,))
+        if not newest:
+            return []
+        event = newest[0]
+        ids = {r["id"] for r in self.db.query(
+            "SELECT DISTINCT COALESCE(json_extract(c.value, '$.after.id'), json_extract(c.value, '$.before.id')) "
+            "AS id FROM events e, json_each(e.changes) c WHERE (e.id = ? OR e.plan = ?) "
+            "AND json_extract(c.value, '$.table') = ?", (event["id"], event["plan"], self.table))}
+        return [r for r in self.rows() if r["id"] in ids]
 
     def choosable(self, request: str) -> tuple[list[dict], list[dict]]:
-        """(all rows, the ones the message may mean): those it names, else the first STATE_ROWS."""
+        """(all rows, the ones the message may mean): those it names (and, when it refers back, "it", the rows
+        changed last), else the first STATE_ROWS."""
         rows = self.rows()
-        found = self.candidates(request, rows)
-        return rows, (found if len(found) < len(rows) else rows)[:STATE_ROWS]
+        found = self.find_rows(request, rows)[1]
+        if REFERS_BACK.search(request):
+            found += [r for r in self.recent_rows() if r not in found]
+        return rows, (found if found and len(found) < len(rows) else rows)[:STATE_ROWS]
 
     def chip_mentions(self, request: str, location) -> str:
         rows, mentioned = self.choosable(request)
@@ -162,6 +201,7 @@ class RowGuide:
         names = {p.name for p in op.params}
         if names & {"id", "ids"}:
             labels = [label for row in self.choosable(request)[1] for label in self.row_labels(row)]
+            labels += list(self.every_labels()) if "id" in names and SAYS_EVERY.search(request) else []
             properties[self.pick_key] = {"type": "string", "enum": labels}
             required.append(self.pick_key)
         if "ids" in names:
@@ -177,25 +217,124 @@ class RowGuide:
             required += [param.name] if param.required else []
         return {"properties": properties, "required": required}
 
-    def chip_args(self, op, answer: dict, request: str, location) -> dict:
+    def chip_args(self, op, answer: dict, request: str, location) -> dict | list[dict]:
         answer = dict(answer)
         rows = self.rows()
         row = None
         if self.pick_key in answer:
             picked = answer.pop(self.pick_key)
+            if picked in self.every_labels():
+                return self.every_args(op, picked, rows, request)
             row = next(r for r in rows if picked in self.row_labels(r))
             if "to" in answer:
+                self.check_pick(op, row, {}, request, rows)
                 others = [r["id"] for r in rows if r["id"] != row["id"]]
                 return {"ids": [row["id"], *others] if answer.pop("to") == "top" else [*others, row["id"]]}
         args = {"id": row["id"]} if row is not None else {}
-        args |= self.given(op, answer, request, row)
+        given = self.given(op, answer, request, row)
+        if row is not None:
+            self.check_pick(op, row, given, request, rows)
+        args |= given
         missing = [p.name for p in op.params if p.required and p.name not in args]
         if missing:
             raise Ask(f"What {missing[0]} should the {self.item} have? Tell me and I'll "
                       f"{op.verb} it.")
         if row is not None and len(op.params) > 1 and len(args) == 1:
             raise Ask(f"What should I change on {self.label(row)}? Name the field and its new value.")
+        if row is None and self.label_field in args:
+            self.check_new(op, args, rows)
         return args
+
+    # ---- the right row, or a question ----
+    def every_labels(self) -> dict[str, tuple[str, bool]]:
+        """The picks that stand for several rows: 'every task' and, per yes/no field, 'every done task' and
+        'every task not done' -> (field, value) ("", True for all)."""
+        labels = {f"every {self.item}": ("", True)}
+        for field in (f for f in self.fields if self.columns[f] is bool):
+            labels |= {f"every {field} {self.item}": (field, True), f"every {self.item} not {field}": (field, False)}
+        return labels
+
+    def every_args(self, op, picked: str, rows: list[dict], request: str) -> list[dict]:
+        """One command per row a pick like 'every done task' stands for; an operation named after a yes/no field
+        (done) only for the rows it would change ("mark everything done": the ones not done yet)."""
+        field, value = self.every_labels()[picked]
+        chosen = [r for r in rows if not field or bool(r.get(field)) == value]
+        if op.verb in self.fields and self.columns[op.verb] is bool and [p.name for p in op.params] == ["id"]:
+            wanted = not NEGATED.search(request)
+            chosen = [r for r in chosen if bool(r.get(op.verb)) != wanted]
+        return [{"id": r["id"]} for r in chosen]
+
+    def check_pick(self, op, row: dict, given: dict, request: str, rows: list[dict]) -> None:
+        """Ask instead of acting when the message does not name this row clearly: it names no row (or one that
+        does not exist), names another, or names several as well as this one."""
+        said = request
+        for value in (v for v in given.values() if isinstance(v, str) and v):  # the new values name no row
+            said = re.sub(re.escape(value), " ", said, count=1, flags=re.IGNORECASE)
+        how, found = self.find_rows(said, rows)
+        if not how:
+            recent = self.recent_rows() if REFERS_BACK.search(said) else []
+            if row in recent:
+                return
+            self.ask_missing(op, given, said)
+        if row not in found:
+            self.ask_which(op, given, found) if len(found) > 1 else self.ask_missing(op, given, said)
+        if how in ("label", "field") and len(found) > 1:
+            mine = self.matched(said, row)
+            rivals = [r for r in found if r is not row and self.matched(said, r) >= mine]
+            if rivals and not (self.label_said(row, said) and not any(self.label_said(r, said) for r in rivals)):
+                self.ask_which(op, given, [row, *rivals])
+
+    def matched(self, said: str, row: dict) -> set[str]:
+        """The words of a message that name this row."""
+        words_said = words(said, self.common_words)
+        mine = words(self.row_text(row), self.common_words)
+        return {w for w in words_said if any(w.startswith(n) or n.startswith(w) for n in mine)}
+
+    def label_said(self, row: dict, said: str) -> bool:
+        return f" {' '.join(tokens(row[self.label_field]))} " in f" {' '.join(tokens(said))} "
+
+    def ask_which(self, op, given: dict, rows: list[dict]) -> None:
+        shown = rows[:ASK_CHOICES]
+        names = " or ".join(f"#{r['id']} “{r[self.label_field]}”" for r in shown)
+        raise Ask(f"Which {self.item} do you mean: {names}?",
+                  choices=[(str(r[self.label_field]), {"id": r["id"], **given}) for r in shown])
+
+    def ask_missing(self, op, given: dict, said: str) -> None:
+        """No row is named: ask, offering to add what the message speaks of when the app can add rows."""
+        phrase = self.phrase(said, op)
+        adding = self.adding_operation()
+        if not phrase:
+            raise Ask(f"Which {self.item} do you mean? Name it, or give its #id.")
+        if adding is None:
+            raise Ask(f"I don't see a {self.item} “{phrase}”.")
+        takes = {p.name for p in adding.params}
+        args = {self.label_field: given.get(self.label_field) or phrase}
+        args |= {k: v for k, v in given.items() if k in takes and k != self.label_field}
+        raise Ask(f"I don't see a {self.item} “{phrase}”. Shall I add {self.item} “{args[self.label_field]}”?",
+                  offer=[(adding.name, args)])
+
+    def phrase(self, said: str, op) -> str:
+        """What a message speaks of, beyond its verbs and common words: from its first such word to its last."""
+        verbs = {o.verb for o in self.runtime.registry.operations.values() if o.plugin is self}
+        skip = COMMON_WORDS | FILLER_WORDS | self.common_words | verbs | set(self.fields) | {"to", "s"}
+        spans = [m for m in WORD.finditer(said) if m.group().lower() not in skip and len(m.group()) > 1]
+        if not spans:
+            return ""
+        text = said[spans[0].start():spans[-1].end()]
+        return re.sub(r"['\u2019]s$", "", text).strip()[:NAME_LIMIT]
+
+    def adding_operation(self):
+        """The app's operation that adds a row by its label (none if it has no such one)."""
+        return next((op for op in self.runtime.registry.operations.values() if op.plugin is self
+                     and not op.internal and not needs_row(op) and self.label_field in {p.name for p in op.params}),
+                    None)
+
+    def check_new(self, op, args: dict, rows: list[dict]) -> None:
+        """Ask before adding a row named exactly like one that exists."""
+        twins = [r for r in rows if tokens(r[self.label_field]) == tokens(args[self.label_field])]
+        if twins:
+            raise Ask(f"There already is {self.label(twins[0])}. Shall I add another one?",
+                      offer=[(op.name, args)])
 
     def given(self, op, answer: dict, request: str, row: dict | None) -> dict:
         """The answer's values that the message gave (an update: only new values, and a value written into
@@ -206,7 +345,7 @@ class RowGuide:
             if value is None:
                 continue
             if isinstance(value, str):
-                value = value.strip()
+                value = self.cleaned(value)
                 if not value or row is not None and self.copied(value, param.name, row, request):
                     continue
                 if not self.given_in(param, value, request):
@@ -219,6 +358,13 @@ class RowGuide:
             for key in set(holders) - set(keep):
                 kept.pop(key)
         return kept
+
+    def cleaned(self, value: str) -> str:
+        """A value as the person meant it: without a 'new task:' or 'todo:' in front, or quotes around it."""
+        value = re.sub(NAME_PREFIX.format(item=re.escape(self.item)), "", value.strip(), flags=re.IGNORECASE)
+        while len(value) > 1 and value[0] in QUOTES and value[-1] in QUOTES:
+            value = value[1:-1].strip()
+        return value
 
     def copied(self, value: str, field: str, row: dict, request: str) -> bool:
         """Whether a new value for a row's field is only what the row already has, or the words the message
@@ -259,10 +405,11 @@ class RowGuide:
         return found
 
     def samples(self) -> list[dict]:
-        """Four sample rows: the app's own (`chip_samples`), and as many more as it lacks made up from its column
-        names."""
-        made = [{"id": 31 + i, **row} for i, row in enumerate(self.chip_samples[:4])]
-        for i, number in list(enumerate(("one", "two", "three", "four")))[len(made):]:  # the app's own, then made up
+        """Six sample rows, three listed and three new: the app's own (`chip_samples`), and as many more as it
+        lacks made up from its column names."""
+        made = [{"id": 31 + i, **row} for i, row in enumerate(self.chip_samples[:6])]
+        numbers = ("one", "two", "three", "four", "five", "six")
+        for i, number in list(enumerate(numbers))[len(made):]:  # the app's own, then made up
             row = {"id": 31 + i}
             for field in self.fields:
                 kind = self.columns[field]
@@ -274,50 +421,68 @@ class RowGuide:
     def chip_example_state(self) -> str:
         return self.rows_note(self.samples()[:3])
 
-    def chip_examples(self) -> list[tuple[str, str, dict]]:
+    def chip_examples(self) -> list[tuple[str, str | list, dict]]:
         ops = {op.verb: op for op in self.runtime.registry.operations.values()
                if op.plugin is self and not op.internal}
-        first, second, third, new = self.samples()
+        first, second, third, *new = self.samples()
         generated = [(CHAT, "thanks, that's all for now", {})]  # (verb, message, answer), until interleaved
         for verb, op in ops.items():
             generated += self.op_examples(verb, op, (first, second, third), new)
         generated += [(HELP, f"how do I add a {self.item}?", {}), (CHAT, "who made you?", {}),
-                      (CHAT, "what's the capital of France?", {}), (CHAT, f"how many {self.item}s do I have?", {})]
+                      (LOG, "what did I just do?", {}), (CHAT, "what's the capital of France?", {}),
+                      (CHAT, f"how many {self.item}s do I have?", {}), (LOG, "what did you change?", {}),
+                      (CHAT, "are you running on my computer?", {})]
         generated += [(CHAT, f"what is {short(first[self.label_field])}'s {field}?", {})
                       for field in self.fields if field != self.label_field and self.columns[field] is str][:2]
-        return [(message, verb, answer) for verb, message, answer in interleave(generated)] + \
-            [s for s in self.chip_phrasings if s[1] in ops or s[1] in (CHAT, HELP)]
+        return [(message, verb, answer) if not verb.startswith(PLAN) else (message, answer, {})
+                for verb, message, answer in interleave(generated)] + \
+            [s for s in self.chip_phrasings if isinstance(s[1], list) or s[1] in ops or s[1] in (CHAT, HELP, LOG)]
 
-    def op_examples(self, verb: str, op, rows: tuple[dict, ...], new: dict) -> list[tuple[str, str, dict]]:
-        """Examples of one operation: by what it takes (a new row's fields; a row; a row and new values)."""
+    def op_examples(self, verb: str, op, rows: tuple[dict, ...], new: list[dict]) -> list[tuple[str, str, dict]]:
+        """Examples of one operation: by what it takes (a new row's fields; a row; a row and new values), and
+        plans of it (several new rows; several rows; every row)."""
         names = [p.name for p in op.params]
         texts = [p for p in op.params if p.kind == "str"]
         first, second, third = rows
-        label = self.label_field
+        label, pick = self.label_field, self.pick_key
         if "ids" in names:
-            return [(verb, f"move {third[label]} to the top", {self.pick_key: self.row_label(third), "to": "top"})]
+            return [(verb, f"move {third[label]} to the top", {pick: self.row_label(third), "to": "top"})]
         if "id" in names and not texts:
-            return [(verb, f"{verb} {first[label]}", {self.pick_key: self.row_label(first)}),
-                    (verb, f"{verb} #{second['id']}", {self.pick_key: self.row_labels(second)[1]})]
+            flags = [f for f in self.fields if self.columns[f] is bool and f != verb]
+            return [(verb, f"{verb} {first[label]}", {pick: self.row_label(first)}),
+                    (verb, f"{verb} #{second['id']}", {pick: self.row_labels(second)[1]}),
+                    (PLAN + verb, f"{verb} {first[label]} and {third[label]}",
+                     [(verb, {pick: self.row_label(first)}), (verb, {pick: self.row_label(third)})]),
+                    (verb, f"{verb} all my {self.item}s", {pick: f"every {self.item}"}),
+                    *[(verb, f"{verb} everything that's {flag}", {pick: f"every {flag} {self.item}"})
+                      for flag in flags[:1]]]
         if "id" in names:
-            return [(verb, message, {self.pick_key: self.row_label(row), param.name: new[param.name]})
-                    for message, row, param in self.update_messages(verb, texts, rows, new)]
+            return [(verb, message, {pick: self.row_label(row), param.name: new[0][param.name]})
+                    for message, row, param in self.update_messages(verb, texts, rows, new[0])]
         if texts:
-            required = {p.name: new[p.name] for p in texts if p.required and p.name in new}
-            said = ", ".join(str(v) for v in required.values())
-            optional = [p for p in texts if not p.required and p.name in new]
-            found = [(verb, f"{verb} {said}", required), (verb, f"new {self.item}: {said}", required)]
-            for number, p in enumerate(optional):
-                message = [f"{verb} {said}, {p.name} {new[p.name]}", f"{verb} {said} {new[p.name]}",
-                           f"{verb} {said} to my {self.item}s, {p.name}: {new[p.name]}"][number % 3]
-                found.append((verb, message, {**required, p.name: new[p.name]}))
-            if len(optional) > 1:
-                found.append((verb, ", ".join([f"{verb} {said}", *(new[p.name] for p in optional)]),
-                              {**required, **{p.name: new[p.name] for p in optional}}))
-            return found
+            return self.add_examples(verb, texts, new)
         if not names:
             return [(verb, f"{verb} my {self.item}s", {})]
         return []
+
+    def add_examples(self, verb: str, texts: list, new: list[dict]) -> list[tuple[str, str, dict]]:
+        """Adding a row: with its required fields, with each optional one, and several rows at once."""
+        required = {p.name: new[0][p.name] for p in texts if p.required and p.name in new[0]}
+        said = ", ".join(str(v) for v in required.values())
+        optional = [p for p in texts if not p.required and p.name in new[0]]
+        found = [(verb, f"{verb} {said}", required), (verb, f"new {self.item}: {said}", required)]
+        for number, p in enumerate(optional):
+            message = [f"{verb} {said}, {p.name} {new[0][p.name]}", f"{verb} {said} {new[0][p.name]}",
+                       f"{verb} {said} to my {self.item}s, {p.name}: {new[0][p.name]}"][number % 3]
+            found.append((verb, message, {**required, p.name: new[0][p.name]}))
+        if len(optional) > 1:
+            found.append((verb, ", ".join([f"{verb} {said}", *(new[0][p.name] for p in optional)]),
+                          {**required, **{p.name: new[0][p.name] for p in optional}}))
+        if list(required) == [self.label_field]:
+            names = [row[self.label_field] for row in new]
+            found.append((PLAN + verb, f"{verb} {len(names)} {self.item}s: {', '.join(names[:-1])} and {names[-1]}",
+                          [(verb, {self.label_field: name}) for name in names]))
+        return found
 
 
 def best_matches(said: set[str], rows: list[dict], words_of) -> list[dict]:

@@ -15,12 +15,12 @@ import apsw
 from fasthtml.common import H2, Button, Li, P, Section, Small, Span, Strong, Ul
 
 from ..actions import NotFound, OperationError, Result, operation
+from ..events import WHO
 from ..plugins import Plugin
 from ..ui import op_url
 
 ACTIVITY_LIST_ID = "activity-list"
 SHOWN = 100
-WHO = {"user": "You", "llm": "Chip", "system": "Theseus"}
 
 
 def event_item_id(event_id: int) -> str:
@@ -34,23 +34,38 @@ class History(Plugin):
     order = 90
     item = "change"
 
-    @operation(target="change")
+    @operation(target="change", anywhere=True)
     def undo(self, ctx, event_id: int | None = None) -> Result:
-        """Undo Chip's most recent change, or the change with this event id."""
+        """Undo Chip's most recent change, or the change with this event id (with the rest of its plan)."""
         event = self.event(ctx, event_id)
-        changes = json.loads(event["changes"])
-        if not changes:
+        if event["changes"] == "[]":
             raise OperationError(f"“{event['summary']}” changed no data, so there is nothing to undo.")
         if event["undone"]:
             raise OperationError(f"“{event['summary']}” was already undone.")
+        events = self.plan_events(ctx, event)
         signals = set()
         try:
-            for change in reversed(changes):
-                signals.update(self.revert(ctx, change))
+            for undone in events:
+                for change in reversed(json.loads(undone["changes"])):
+                    signals.update(self.revert(ctx, change))
         except apsw.ConstraintError:  # e.g. a deleted task whose profile is gone since
             raise OperationError(f"“{event['summary']}” can't be undone: what it belonged to is gone.") from None
-        ctx.db.conn.execute("UPDATE events SET undone = 1 WHERE id = ?", (event["id"],))
-        return Result(f"Undid: {event['summary']}", {"event_id": event["id"]}, tuple(sorted(signals)))
+        ids = [e["id"] for e in events]
+        ctx.db.conn.execute(f"UPDATE events SET undone = 1 WHERE id IN ({', '.join('?' * len(ids))})", ids)
+        summary = "; ".join(e["summary"] for e in reversed(events))
+        return Result(f"Undid: {summary}", {"event_id": event["id"], "event_ids": ids}, tuple(sorted(signals)))
+
+    def chip_examples(self) -> list[tuple[str, str, dict]]:
+        """How people ask for an undo in any app (the operation is offered everywhere)."""
+        return [("undo that", "undo", {}), ("oops, take that back", "undo", {})]
+
+    @staticmethod
+    def plan_events(ctx, event: dict) -> list[dict]:
+        """The events one Undo reverts, newest first: the event, or every change of its plan not undone yet."""
+        if not event["plan"]:
+            return [event]
+        return ctx.db.query("SELECT * FROM events WHERE plan = ? AND undone = 0 AND changes != '[]' "
+                            "ORDER BY id DESC", (event["plan"],))
 
     def event(self, ctx, event_id: int | None) -> dict:
         if event_id is None:
@@ -112,7 +127,7 @@ class History(Plugin):
         fragments = [Ul(self.render_event(self.event_row(outcome.event_id)),
                         hx_swap_oob=f"afterbegin:#{ACTIVITY_LIST_ID}")]
         if outcome.operation == "history.undo":
-            fragments.append(self.render_event(self.event_row(outcome.value["event_id"]), hx_swap_oob="true"))
+            fragments += [self.render_event(self.event_row(i), hx_swap_oob="true") for i in outcome.value["event_ids"]]
         return fragments
 
     def event_row(self, event_id: int) -> dict:

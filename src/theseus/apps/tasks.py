@@ -25,7 +25,8 @@ class Tasks(BaseApp):
     defaults = {"done": 0}
     per_profile = True
     chip_samples = [{"name": "water the plants", "done": False}, {"name": "call the bank", "done": True},
-                    {"name": "book the dentist", "done": False}, {"name": "buy oat milk", "done": False}]
+                    {"name": "book the dentist", "done": False}, {"name": "buy oat milk", "done": False},
+                    {"name": "fix the bike light", "done": False}, {"name": "send the invoice", "done": False}]
     chip_phrasings = [  # how people say it, on the samples (#31 plants, #32 bank, #33 dentist)
         ("remind me to buy oat milk", "add", {"name": "buy oat milk"}),
         ("I watered the plants", "done", {"task": "water the plants (#31)"}),
@@ -48,6 +49,12 @@ class Tasks(BaseApp):
         ("take the plants off my list", "delete", {"task": "water the plants (#31)"}),
         ("new one: defrost the freezer", "add", {"name": "defrost the freezer"}),
         ("don't let me forget the dentist appointment", "add", {"name": "dentist appointment"}),
+        ("mark everything as done", "done", {"task": "every task"}),
+        ("clear out the ones that are done", "delete", {"task": "every done task"}),
+        ("the plants and the bank are done", [("done", {"task": "water the plants (#31)"}),
+                                              ("done", {"task": "call the bank (#32)"})], {}),
+        ("add milk, bread and eggs", [("add", {"name": "milk"}), ("add", {"name": "bread"}),
+                                      ("add", {"name": "eggs"})], {}),
     ]
 
     @operation(target="task", verb="add")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from ..db import Database, utc_now
+from .approval import forget_here
 
 DEFAULT_TITLE = "New conversation"
 TITLE_LIMIT = 80
@@ -66,6 +67,7 @@ class Conversations:
             self.db.conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             if self.db.store.get("conversation_id") == conversation_id:
                 del self.db.store["conversation_id"]
+            forget_here(self.db, conversation_id)
 
     def list(self, query: str = "") -> list[dict]:
         """Conversations, newest first; with a query, those whose title or messages contain it."""
@@ -85,14 +87,15 @@ class Conversations:
         return rows[0] if rows else None
 
     def add(self, conversation_id: int, role: str, content: str, *, status: str = "done",
-            tokens: int | None = None) -> dict:
-        """Append a message; the first user message also titles a new conversation."""
+            tokens: int | None = None, card: dict | None = None) -> dict:
+        """Append a message (with the action card under it, if any: stored, so that it survives a reload); the
+        first user message also titles a new conversation."""
         now = utc_now()
         with self.db.transaction():
             conversation = self.require(conversation_id)
             message = self.db.table("messages").insert(
                 {"conversation_id": conversation_id, "role": role, "content": content,
-                 "status": status, "tokens": tokens, "time": now})
+                 "status": status, "tokens": tokens, "time": now, "card": json.dumps(card) if card else None})
             self.db.table("transcript").insert({"conversation_id": conversation_id, "kind": "message", "role": role,
                                                 "content": content, "message_id": message["id"]})
             changes = {"id": conversation_id, "updated": now}
@@ -100,6 +103,13 @@ class Conversations:
                 changes["title"] = " ".join(content.split())[:TITLE_LIMIT] or DEFAULT_TITLE
             self.db.table("conversations").update(changes)
         return message
+
+    def replace_card(self, path: str, value, card: dict) -> None:
+        """Replace the card of the messages whose card has `value` at `path` ('$.token': a proposal once it was
+        used; '$.undo': a change once undone)."""
+        with self.db.transaction():
+            self.db.conn.execute("UPDATE messages SET card = ? WHERE card IS NOT NULL AND json_extract(card, ?) = ?",
+                                 (json.dumps(card), path, value))
 
     def note(self, conversation_id: int, kind: str, content: str, *, role: str = "system",
              mark: str | None = None) -> dict:

@@ -16,8 +16,8 @@ from ..events import TooManyStreams
 from ..logs import log_safe
 from ..ui import TAB_HEADER
 from .service import Chat, ChatError
-from .ui import (Appended, CardResult, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus,
-                 Notice, proposal_card_id)
+from .ui import (Appended, ChatForm, ChatLog, ChatPane, ConversationBar, ConversationList, ModelStatus,
+                 Notice)
 
 
 SOCKET_MESSAGE_LIMIT = 64 * 1024  # characters of one socket message: a chat message (8,000) as JSON, with room
@@ -56,11 +56,6 @@ def conversation_or_404(chat: Chat, conversation_id: str) -> dict:
     if conversation is None:
         raise NotFound(f"There is no conversation #{number}.")
     return conversation
-
-
-def is_token(text: str) -> bool:
-    """Whether a URL part has the shape of a proposal token (so a card with that id may exist in a tab)."""
-    return 0 < len(text) <= 40 and all(c.isascii() and (c.isalnum() or c in "-_") for c in text)
 
 
 async def posted_location(chat: Chat, request) -> Location:
@@ -141,27 +136,18 @@ def add_chat_routes(app, chat: Chat) -> None:
 
     @app.post("/chat/confirm/{token}")
     async def confirm(request, token: str):
-        try:
-            proposal, outcome = await chat.agent.confirm(token, request.headers.get(TAB_HEADER))
-        except OperationError as error:  # gone, expired, its row changed, or refused: the card says so
-            if is_token(token):
-                chat.publish(CardResult(proposal_card_id(token), error.message))
-            raise
-        chat.publish(CardResult(proposal_card_id(token), f"Confirmed: {outcome.message}.", undo=outcome.event_id))
-        return HTMLResponse(outcome.html)
+        remember = (await request.form()).get("remember") == "1"
+        steps = await chat.confirm_proposal(token, request.headers.get(TAB_HEADER), remember)
+        return HTMLResponse("".join(step.outcome.html for step in steps if step.outcome))
 
     @app.post("/chat/cancel/{token}")
     def cancel(token: str):
-        proposal = chat.agent.cancel(token)
-        chat.publish(CardResult(proposal_card_id(token), f"Cancelled: nothing was changed ({proposal.label})."))
+        chat.cancel_proposal(token)
         return Response(status_code=204)
 
     @app.post("/chat/undo/{event_id}")
     async def undo(request, event_id: str):
-        event_id = parse_int(event_id, name="event_id", lo=1)
-        outcome = await asyncio.to_thread(chat.runtime.registry.execute, "history.undo", {"event_id": event_id},
-                                          "user", request.headers.get(TAB_HEADER))
-        chat.publish(CardResult(f"undo-{event_id}", f"{outcome.message}."))
+        outcome = await chat.undo_change(parse_int(event_id, name="event_id", lo=1), request.headers.get(TAB_HEADER))
         return HTMLResponse(outcome.html)
 
     @app.post("/poke")

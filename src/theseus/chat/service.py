@@ -25,12 +25,13 @@ from ..knowledge.recall import store_sources
 from ..llm.base import Backend, BackendError
 from ..location import NOWHERE, Location, note_app_opened
 from ..logs import log_safe
-from .agent import Agent, Reply, parse, recent_turns
-from .commands import decoder_lead
+from .agent import Agent, Reply, Step, parse, recent_turns
+from .commands import LOG, decoder_lead
 from .context import ContextTooLarge, build_context, catch_up
 from .conversations import Conversations
-from .ui import (MESSAGE_LIMIT, Appended, ChatForm, ChatMessage, ConfirmCard, ConversationBar, Notice,
-                 ReadingBody, StreamingBody, UndoCard, message_id, shows_text)
+from .recap import recap
+from .ui import (MESSAGE_LIMIT, Appended, CardResult, ChatForm, ChatMessage, ConversationBar, Notice, ReadingBody,
+                 StreamingBody, message_id, proposal_card_id, shows_text)
 
 FLUSH_SECONDS = 0.05  # re-render a streaming reply at most this often, once it shows any text
 REPLY_LIMIT = 16_000  # characters of one streamed reply, whatever the backend: a model that never stops is cut here
@@ -176,14 +177,18 @@ class Chat:
         if not rest:
             self.agent.set_mode(mode)
             return Reply(f"Mode: **{mode}**. " + MODE_NOTES[mode])
+        answered = self.agent.answer(rest, conversation_id) if mode != "chat" else None
+        if answered is not None:  # a reply to Chip's question ("the second one"), or yes to its card
+            return await self.agent.act(answered, conversation_id)
         await self.until_stopped(self.ensure_ready(key))
         recent = recent_turns(self.conversations.messages(conversation_id))
         progress = self.reading(key, "Working out what you mean")
-        command = await self.until_stopped(self.agent.decide(rest, recent, mode, location, on_progress=progress))
-        logger.info(f"chat: decoded {command.operation} {log_safe(command.args, 300)} ({mode} mode)")
-        if command.is_none:
-            return None
-        return await self.agent.act(command, conversation_id)
+        plan = await self.until_stopped(self.agent.decide(rest, recent, mode, location, on_progress=progress))
+        logger.info(f"chat: decoded {log_safe([[c.operation, c.args] for c in plan.commands], 300)}"
+                    f"{' asking back' if plan.ask else ''} ({plan.talk if plan.is_none else mode} mode)")
+        if plan.is_none:
+            return Reply(await asyncio.to_thread(recap, self.runtime.db, rest)) if plan.talk == LOG else None
+        return await self.agent.act(plan, conversation_id)
 
     def reading(self, key: str, what: str):
         """A progress callback that shows, in the reply's place, how far the model got reading a long prompt."""
@@ -280,13 +285,49 @@ class Chat:
         return message
 
     def say(self, conversation_id: int, key: str, reply: Reply) -> None:
-        """Store a reply Chip did not have to generate, with its Undo or Confirm card."""
-        message = self.conversations.add(conversation_id, "assistant", reply.text)
-        card = (ConfirmCard(reply.proposal.token, reply.proposal.label) if reply.proposal
-                else UndoCard(reply.event_id) if reply.event_id else "")
-        self.publish(ChatMessage(message, card, indexed=self.indexed_paths,
-                                 hx_swap_oob=f"outerHTML:#{message_id(key)}"),
+        """Store a reply Chip did not have to generate, with its card (Undo, or Confirm)."""
+        message = self.conversations.add(conversation_id, "assistant", reply.text, card=reply.card)
+        if reply.proposal:
+            self.agent.proposals.attach(reply.proposal.token, message["id"])
+        self.publish(ChatMessage(message, indexed=self.indexed_paths, hx_swap_oob=f"outerHTML:#{message_id(key)}"),
                      ChatForm(hx_swap_oob="true"))
+
+    async def confirm_proposal(self, token: str, tab: str | None = None, remember: bool = False) -> list[Step]:
+        """The user clicked Yes on a card: run its plan; the card, in every tab and as stored, says what
+        happened (or why nothing did: OperationError)."""
+        try:
+            proposal, steps = await self.agent.confirm(token, tab, remember)
+        except OperationError as error:
+            self.close_card(token, {"kind": "done", "note": error.message, "id": proposal_card_id(token)})
+            raise
+        ran = [step for step in steps if step.outcome]
+        undo = next((step.outcome.event_id for step in ran if step.outcome.changes), None)
+        text = "Confirmed: " + " ".join(step.line() for step in steps)
+        self.close_card(token, {"kind": "done", "note": text, "undo": undo, "id": proposal_card_id(token),
+                                "steps": [{"text": step.line(), "ok": bool(step.outcome)} for step in steps]},
+                        CardResult(proposal_card_id(token), text, undo=undo, count=len(ran)))
+        return steps
+
+    def cancel_proposal(self, token: str) -> None:
+        proposal = self.agent.cancel(token)
+        text = f"Cancelled: nothing was changed ({proposal.label})."
+        self.close_card(token, {"kind": "done", "note": text, "id": proposal_card_id(token)})
+
+    async def undo_change(self, event_id: int, tab: str | None = None):
+        """Undo a card's change (with the rest of its plan), as the user; the card says so."""
+        outcome = await asyncio.to_thread(self.runtime.registry.execute, "history.undo", {"event_id": event_id},
+                                          "user", tab)
+        text = f"{outcome.message}."
+        self.conversations.replace_card("$.undo", event_id, {"kind": "done", "note": text, "undone": True,
+                                                             "id": f"undo-{event_id}"})
+        self.publish(CardResult(f"undo-{event_id}", text))
+        return outcome
+
+    def close_card(self, token: str, card: dict, shown=None) -> None:
+        """A proposal's card, once used: stored as `card`, and shown in every tab (as `shown`, or its note)."""
+        if 0 < len(token) <= 40 and token.replace("-", "").replace("_", "").isalnum():
+            self.conversations.replace_card("$.token", token, card)
+            self.publish(shown or CardResult(proposal_card_id(token), card["note"]))
 
     async def ensure_ready(self, key: str) -> None:
         """Wait for a model that is loading; give up within seconds on one that is down."""

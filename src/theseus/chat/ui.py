@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import urlencode
 
@@ -51,7 +52,7 @@ def ChatMessage(message: dict, card="", *, key=None, streaming: bool = False, in
     copy = CopyMarkdown(message["id"]) if message.get("id") else ""
     return Article(Header(Strong(who), note, copy),
                    Div(NotStr(render_markdown(message["content"], indexed)), id=body_id(key), cls="body"),
-                   Sources(stored_sources(message)), card,
+                   Sources(stored_sources(message)), card or StoredCard(message),
                    id=message_id(key), cls=f"message {message['role']}{' streaming' if streaming else ''}",
                    **attrs)
 
@@ -84,9 +85,10 @@ def ReadingBody(key: str, what: str, fraction: float):
                cls="body reading", hx_swap_oob="true")
 
 
-def UndoCard(event_id: int, **attrs):
-    """Under a change Chip made: undo it."""
-    return Footer(Button("Undo", hx_post=f"/chat/undo/{event_id}", hx_swap="none", cls="outline secondary"),
+def UndoCard(event_id: int, count: int = 1, **attrs):
+    """Under a change Chip made: undo it (a plan of several changes: all of them)."""
+    return Footer(Button("Undo" if count == 1 else f"Undo all {count}", hx_post=f"/chat/undo/{event_id}",
+                         hx_swap="none", cls="outline secondary"),
                   id=f"undo-{event_id}", cls="action-card", **attrs)
 
 
@@ -94,18 +96,37 @@ def proposal_card_id(token: str) -> str:
     return f"proposal-{token}"
 
 
-def ConfirmCard(token: str, label: str, **attrs):
-    """Under a destructive command Chip proposed: nothing happens until the user clicks."""
-    return Footer(Button(label[:1].upper() + label[1:], hx_post=f"/chat/confirm/{token}", hx_swap="none",
-                         cls="confirm"),
+def ConfirmCard(token: str, label: str, lines: list[str] = (), remember: bool = False, **attrs):
+    """Under a plan that waits for the user: nothing happens until they click (Yes, Yes and don't ask again in
+    this conversation, or Cancel); a plan of several changes lists them."""
+    url = f"/chat/confirm/{token}"
+    return Footer(Ul(*[Li(line) for line in lines]) if lines else "",
+                  Button(label[:1].upper() + label[1:], hx_post=url, hx_swap="none", cls="confirm"),
+                  Button("Yes, and don't ask again here", hx_post=url, hx_vals={"remember": "1"}, hx_swap="none",
+                         cls="confirm-remember outline", title="Don't ask again for these operations in this "
+                         "conversation (change it in Chip's approvals)") if remember else "",
                   Button("Cancel", hx_post=f"/chat/cancel/{token}", hx_swap="none", cls="outline secondary"),
                   id=proposal_card_id(token), cls="action-card confirm-card", **attrs)
 
 
-def CardResult(card_id: str, text: str, undo: int | None = None):
+def CardResult(card_id: str, text: str, undo: int | None = None, count: int = 1):
     """What replaces a card once it was used (with an Undo button for a change just made)."""
-    return Footer(Small(text), UndoCard(undo) if undo else "", id=card_id, cls="action-card done",
+    return Footer(Small(text), UndoCard(undo, count) if undo else "", id=card_id, cls="action-card done",
                   hx_swap_oob="true")
+
+
+def StoredCard(message: dict):
+    """A message's stored card, as it was last left: a plan's Undo, an open proposal, or what became of it."""
+    card = json.loads(message["card"]) if message.get("card") else None
+    if not card:
+        return ""
+    if card["kind"] == "proposal":
+        return ConfirmCard(card["token"], card["label"], card.get("lines", []), card.get("remember", False))
+    changed = sum(1 for step in card.get("steps", []) if step.get("ok")) or 1
+    undo = UndoCard(card["undo"], changed) if card.get("undo") and not card.get("undone") else ""
+    if card.get("note"):
+        return Footer(Small(card["note"]), undo, id=card.get("id"), cls="action-card done")
+    return undo
 
 
 def shows_text(body) -> bool:
