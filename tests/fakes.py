@@ -71,7 +71,8 @@ class ScriptedBackend(Backend):
             await asyncio.sleep(self.delay)
             yield word + " "
 
-    async def complete_json(self, messages, schema, *, max_tokens=256, temperature=0.0, on_progress=None) -> str:
+    async def complete_json(self, messages, schema, *, max_tokens=256, temperature=0.0, on_progress=None,
+                            stop_when=None) -> str:
         self.prompts.append(messages)
         if self.fail:
             raise self.fail

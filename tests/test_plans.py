@@ -60,11 +60,11 @@ def test_a_plan_runs_as_one_group_with_one_card_and_one_undo(socket, client, run
 
 
 def test_a_refused_command_of_a_plan_says_why_and_the_rest_still_runs(socket, runtime, backend):
-    add(runtime, "a")
-    backend.commands = [plan({"command": "add", "name": "b"}, {"command": "reorder", "ids": [1, 1]})]
-    final = say(socket(), "add b and put a twice")
-    assert "Added task 'b' (#2)" in final and "Not done: reorder task" in final and "lists a task twice" in final
-    assert tasks(runtime) == [("a", False), ("b", False)]
+    add(runtime, "apples")
+    backend.commands = [plan({"command": "add", "name": "bread"}, {"command": "reorder", "ids": [1, 1]})]
+    final = say(socket(), "please add bread and put apples twice")
+    assert "Added task 'bread' (#2)" in final and "Not done: reorder task" in final and "lists a task twice" in final
+    assert tasks(runtime) == [("apples", False), ("bread", False)]
 
 
 def test_every_task_stands_for_the_rows_it_would_change(socket, runtime, backend):
@@ -239,3 +239,25 @@ def test_the_approval_policy_decides_what_waits_for_a_click(socket, client, runt
     assert [name for name, _ in tasks(runtime)] == ["cheese"]
     other = runtime.chat.conversations.create()["id"]
     assert approval.needs_confirm(runtime.db, runtime.registry.get("tasks.delete"), other)
+
+
+def test_remind_me_to_names_the_new_row_when_the_model_copies_another(socket, runtime, backend):
+    add(runtime, "book a haircut")
+    backend.commands = [plan({"command": "add", "name": "book a haircut"})]  # a small model copying the state
+    assert "Added task 'call the plumber tomorrow' (#2)" in say(socket(), "also remember to call the plumber tomorrow")
+
+
+def test_everything_read_as_one_row_still_means_every_row(socket, runtime, backend):
+    add(runtime, "feed the cat", "mow the lawn")
+    backend.commands = [{"command": "done", "task": "feed the cat (#1)"}]
+    say(socket(), "mark everything done")
+    assert tasks(runtime) == [("feed the cat", True), ("mow the lawn", True)]
+
+
+def test_undo_that_twice_undoes_two_changes_not_the_undo(socket, runtime, backend):
+    backend.commands = [{"command": "add", "name": "milk"}, {"command": "add", "name": "bread"},
+                        {"command": "undo"}, {"command": "undo"}]
+    tab = socket()
+    for message in ("add milk", "add bread", "undo that", "undo that"):
+        say(tab, message)
+    assert tasks(runtime) == []

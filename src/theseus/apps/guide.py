@@ -2,7 +2,7 @@
 
 Everything comes from the app's own declaration: its columns (all of them
 are data Chip reads, quoted as data), the column that names a row, its
-operations and their verbs, and four sample rows (`chip_samples`, or made up
+operations and their verbs, and six sample rows (`chip_samples`, or made up
 from the column names) that the decoder's examples speak of. An app may add
 examples in its own words (`chip_phrasings`) on those samples.
 
@@ -38,6 +38,9 @@ FILLER_WORDS = {"top", "bottom", "first", "last", "up", "down", "end", "start", 
                 "an", "as", "by", "to", "it", "them", "that", "this", "those", "these", "is", "be", "me", "want",
                 "like", "would", "could", "should", "let", "make", "get", "need", "called", "named"}  # name no row
 NEGATED = re.compile(r"\b(not|no longer|un\w+|undo|reopen|open again)\b", re.IGNORECASE)
+SAYS_ALL = re.compile(r"\b(everything|every \w+|all (?:of )?(?:my |the |them|those|these)|all \w+s)\b", re.IGNORECASE)
+NEW_ROW = re.compile(r"^\W*(?:(?:also|and|oh|ok|so|please)\W+)*(?:remember to|remind me to|don't let me forget(?: to)?|"
+                     r"to-?do|to do|new \w+|add)\b[\s:,-]+(?P<name>.+?)[\s.!]*$", re.IGNORECASE)
 SAYS_EVERY = re.compile(r"\b(all|every|everything|each|ones|them|those)\b", re.IGNORECASE)
 REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b", re.IGNORECASE)
 NAME_PREFIX = r"^\s*(?:(?:new|another|add(?: a)?)\s+)?(?:{item}|todo|to-do|to do|item|reminder|note)s?\s*[:\-\u2013]\s*"
@@ -75,7 +78,7 @@ def grounded(value: str, message: str, share: float) -> bool:
 class RowGuide:
     """Chip's view of a table's rows (a mixin of BaseApp, which supplies `rows`, `columns`, `item`, `label`)."""
 
-    chip_samples: list[dict] = []  # four rows for the decoder's examples: three listed, the fourth a new one
+    chip_samples: list[dict] = []  # six rows for the decoder's examples: three listed, three new ones
     chip_phrasings: list[tuple[str, str, dict]] = []  # more examples on the samples, in the app's own words
 
     # ---- what Chip reads ----
@@ -226,6 +229,9 @@ class RowGuide:
             if picked in self.every_labels():
                 return self.every_args(op, picked, rows, request)
             row = next(r for r in rows if picked in self.row_labels(r))
+            if SAYS_ALL.search(request) and not op.destructive and "to" not in answer \
+                    and not self.find_rows(request, rows)[0]:  # "mark everything done" read as one row
+                return self.every_args(op, f"every {self.item}", rows, request)
             if "to" in answer:
                 self.check_pick(op, row, {}, request, rows)
                 others = [r["id"] for r in rows if r["id"] != row["id"]]
@@ -235,6 +241,9 @@ class RowGuide:
         if row is not None:
             self.check_pick(op, row, given, request, rows)
         args |= given
+        if op is self.adding_operation() and self.label_field not in args and (named := NEW_ROW.match(request)):
+            name = self.cleaned(named["name"])[:NAME_LIMIT]  # "remind me to X": X
+            args |= {self.label_field: name} if self.says_something(name) else {}
         missing = [p.name for p in op.params if p.required and p.name not in args]
         if missing:
             raise Ask(f"What {missing[0]} should the {self.item} have? Tell me and I'll "
@@ -346,7 +355,7 @@ class RowGuide:
                 continue
             if isinstance(value, str):
                 value = self.cleaned(value)
-                if not value or row is not None and self.copied(value, param.name, row, request):
+                if not value or not self.says_something(value) or row is not None and self.copied(value, param.name, row, request):
                     continue
                 if not self.given_in(param, value, request):
                     continue
@@ -359,9 +368,14 @@ class RowGuide:
                 kept.pop(key)
         return kept
 
+    def says_something(self, value: str) -> bool:
+        """Whether a value is more than filler ("put it on the list" names nothing)."""
+        return bool(words(value, self.common_words) - FILLER_WORDS)
+
     def cleaned(self, value: str) -> str:
         """A value as the person meant it: without a 'new task:' or 'todo:' in front, or quotes around it."""
         value = re.sub(NAME_PREFIX.format(item=re.escape(self.item)), "", value.strip(), flags=re.IGNORECASE)
+        value = re.sub(r"\s*\(#[0-9]+\)$", "", value)  # a row's label copied, id and all
         while len(value) > 1 and value[0] in QUOTES and value[-1] in QUOTES:
             value = value[1:-1].strip()
         return value
@@ -429,9 +443,7 @@ class RowGuide:
         for verb, op in ops.items():
             generated += self.op_examples(verb, op, (first, second, third), new)
         generated += [(HELP, f"how do I add a {self.item}?", {}), (CHAT, "who made you?", {}),
-                      (LOG, "what did I just do?", {}), (CHAT, "what's the capital of France?", {}),
-                      (CHAT, f"how many {self.item}s do I have?", {}), (LOG, "what did you change?", {}),
-                      (CHAT, "are you running on my computer?", {})]
+                      (CHAT, "what's the capital of France?", {}), (CHAT, f"how many {self.item}s do I have?", {})]
         generated += [(CHAT, f"what is {short(first[self.label_field])}'s {field}?", {})
                       for field in self.fields if field != self.label_field and self.columns[field] is str][:2]
         return [(message, verb, answer) if not verb.startswith(PLAN) else (message, answer, {})
@@ -451,11 +463,8 @@ class RowGuide:
             flags = [f for f in self.fields if self.columns[f] is bool and f != verb]
             return [(verb, f"{verb} {first[label]}", {pick: self.row_label(first)}),
                     (verb, f"{verb} #{second['id']}", {pick: self.row_labels(second)[1]}),
-                    (PLAN + verb, f"{verb} {first[label]} and {third[label]}",
-                     [(verb, {pick: self.row_label(first)}), (verb, {pick: self.row_label(third)})]),
-                    (verb, f"{verb} all my {self.item}s", {pick: f"every {self.item}"}),
                     *[(verb, f"{verb} everything that's {flag}", {pick: f"every {flag} {self.item}"})
-                      for flag in flags[:1]]]
+                      for flag in flags[:1] if op.destructive]]
         if "id" in names:
             return [(verb, message, {pick: self.row_label(row), param.name: new[0][param.name]})
                     for message, row, param in self.update_messages(verb, texts, rows, new[0])]

@@ -57,7 +57,7 @@ class History(Plugin):
 
     def chip_examples(self) -> list[tuple[str, str, dict]]:
         """How people ask for an undo in any app (the operation is offered everywhere)."""
-        return [("undo that", "undo", {}), ("oops, take that back", "undo", {})]
+        return [("undo that", "undo", {}), ("take that back", "undo", {}), ("revert the last change", "undo", {})]
 
     @staticmethod
     def plan_events(ctx, event: dict) -> list[dict]:
@@ -70,7 +70,7 @@ class History(Plugin):
     def event(self, ctx, event_id: int | None) -> dict:
         if event_id is None:
             rows = ctx.db.query("SELECT * FROM events WHERE actor = 'llm' AND undone = 0 AND changes != '[]' "
-                                "ORDER BY id DESC LIMIT 1")
+                                "AND operation != 'history.undo' ORDER BY id DESC LIMIT 1")
             if not rows:
                 raise NotFound("Chip has made no change that could be undone.")
             return rows[0]

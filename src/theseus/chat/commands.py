@@ -42,6 +42,14 @@ WHEN_LOG = "a question about what was done or changed so far, by the user or by 
 REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b", re.IGNORECASE)
 LEAD_IN = re.compile(r"^\s*(?:(?:and|also|oh|ok|okay|so|plus|then|now)\b[\s,.!]*)+", re.IGNORECASE)
 PLAN_LIMIT = 20  # commands one message may run (a longer plan is refused, and Chip says so)
+ASKS_LOG = re.compile(r"^\W*(?:(?:and|so|ok|okay|hey|chip|hi)\W+)*(?:(?:what|which\s+\w+)\s+(?:did|have|has|had)\s+"
+                      r"(?:i|you|we|chip)\b|what(?:'s| has)?\s+changed\b|what\s+(?:just\s+)?happened\b)", re.IGNORECASE)
+ASKS_HOW = re.compile(r"^\W*(?:(?:and|so|ok|okay|hey|chip|hi)\W+)*how\s+(?:do|can|could|should|would)\s+"
+                      r"(?:i|you|we|one)\b|^\W*how\s+to\b", re.IGNORECASE)
+STARTS_NEW = re.compile(r"^\W*(?:todo|to-do|to do|new \w+|remind me to|remember to|don't let me forget)\b",
+                        re.IGNORECASE)  # a message that can only mean adding something
+SEVERAL = re.compile(r",|;|&|\+|\b(?:and|then|also|plus|both|as well)\b", re.IGNORECASE)  # a list of things
+ITEM = re.compile(r'\{"command":\s*"[^"]*"(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}')  # one complete command of a plan
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,8 @@ def operation_guide(ops: dict[str, Operation]) -> str:
 
 def instructions(app, ops: dict[str, Operation]) -> dict:
     return {"role": "system", "content": f"You turn the user's message into commands for the {app.display_name} "
-            f'app, as JSON: {{"commands": [...]}}, each {{"command": ...}} plus what it needs, and only what the '
-            f"message gives; one command unless the message asks for several things.\nCommands:\n{operation_guide(ops)}"}
+            f'app, as JSON: {{"command": ...}} plus what that command needs, and only what the message gives; '
+            f"several only when it asks for several things.\nCommands:\n{operation_guide(ops)}"}
 
 
 def request_text(request: str, state: str, recent: str = "", hint: str = "") -> str:
@@ -127,15 +135,28 @@ def plan_schema(alternatives: dict[str, dict]) -> dict:
         "required": ["commands"]}
 
 
+def repeats(text: str) -> bool:
+    """Whether a plan being generated has written one command twice (a small model may loop: stop there)."""
+    items = ITEM.findall(text)
+    return len(items) != len(set(items))
+
+
+def plan_items(text: str) -> list[dict]:
+    """The commands of a decoded plan; of one cut short at a repeat, its complete commands."""
+    try:
+        answer = json.loads(text)
+    except ValueError:
+        return [json.loads(item) for item in ITEM.findall(text)]
+    return answer["commands"] if "commands" in answer else [answer]  # a scripted model may give one command
+
+
 async def decode(backend: Backend, messages: list[dict], alternatives: dict[str, dict],
                  on_progress=None) -> list[tuple[str, dict]]:
     """[(verb, the rest of the answer)] decoded under `plan_schema(alternatives)`, without repeats."""
     text = await backend.complete_json(messages, plan_schema(alternatives), max_tokens=40 + 24 * (PLAN_LIMIT + 1),
-                                       on_progress=on_progress)
+                                       on_progress=on_progress, stop_when=repeats)
     try:
-        answer = json.loads(text)
-        items = answer["commands"] if "commands" in answer else [answer]  # a scripted model may give one command
-        steps = [(item.pop("command"), item) for item in items]
+        steps = [(item.pop("command"), item) for item in plan_items(text)]
     except (ValueError, KeyError, TypeError, AttributeError):
         raise BackendError(f"The model's answer did not fit the command schema: {text[:100]!r}") from None
     for verb, _ in steps:
@@ -173,28 +194,37 @@ async def decode_plan(runtime, backend: Backend, request: str, *, recent: str = 
     if app is None:
         return Plan()
     request = LEAD_IN.sub("", request) or request  # "and remind me to ...": the rest is the request
+    if not must_act and (talk := question_kind(request)):
+        return Plan(talk=talk)
     ops = operations(runtime, app)
     sensible = app.chip_verbs(location)
     prompt = [*decoder_prefix(app, ops), {"role": "user", "content": request_text(
         request, app.chip_state(location), recent, app.chip_mentions(request, location))}]
     alternatives = {verb: op.plugin.chip_choices(op, request, location) for verb, op in ops.items()
-                    if sensible is None or verb in sensible or op.plugin is not app}
-    alternatives |= {} if must_act else {verb: {"properties": {}, "required": []} for verb in TALK}
+                    if (op.plugin is app and (sensible is None or verb in sensible))
+                    or (op.plugin is not app and uses_words_of(request, op))}
+    alternatives |= {} if must_act or STARTS_NEW.search(request) else \
+        {verb: {"properties": {}, "required": []} for verb in TALK}
+    if leading := leading_verbs(request, ops):
+        alternatives = {verb: choice for verb, choice in alternatives.items() if verb in leading | set(TALK)}
     steps = await decode(backend, prompt, alternatives, on_progress)
+    steps = steps[:len(SEVERAL.findall(request)) + 1]  # no more commands than the message lists things
     acts = [(verb, answer) for verb, answer in steps if verb not in TALK]
     if not acts:
         return Plan(talk=steps[0][0])
-    commands = []
+    commands, question = [], None
     for verb, answer in acts:
         op = ops[verb]
         try:
             args = op.plugin.chip_args(op, answer, request, location)
-        except Ask as question:
-            return Plan(ask=question.question, offer=tuple(Command(*o) for o in question.offer),
-                        choices=tuple((label, Command(op.name, a)) for label, a in question.choices))
+        except Ask as asked:
+            question = question or (asked, op)
+            continue
         except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
             raise BackendError(f"The model's arguments did not fit the schema: {answer!r:.100}") from None
         commands += [Command(op.name, a) for a in (args if isinstance(args, list) else [args])]
+    if question and (not commands or question[0].offer or question[0].choices):  # a plan's odd extra is dropped
+        return asked_back(*question, request, said_verb=bool(leading))
     commands = list({json.dumps([c.operation, c.args], sort_keys=True): c for c in commands}.values())
     if len(commands) > PLAN_LIMIT:
         return Plan(ask=f"That would be {len(commands)} changes; I make at most {PLAN_LIMIT} at once, so I did "
@@ -202,6 +232,41 @@ async def decode_plan(runtime, backend: Backend, request: str, *, recent: str = 
     if not commands:
         return Plan(ask="There is nothing to change: every row it names is already that way.")
     return Plan(tuple(commands))
+
+
+def asked_back(question: Ask, op: Operation, request: str, said_verb: bool = False) -> Plan:
+    """A question back; talk instead when the message itself is a question, or a word or two without a verb,
+    that names nothing here ("how are the Lakers doing?", "lol")."""
+    if question.offer and (request.rstrip().endswith("?") or len(request.split()) <= 2 and not said_verb):
+        return Plan()
+    return Plan(ask=question.question, offer=tuple(Command(*o) for o in question.offer),
+                choices=tuple((label, Command(op.name, args)) for label, args in question.choices))
+
+
+def leading_verbs(request: str, ops: dict[str, Operation]) -> set[str]:
+    """The verbs a message can only mean by how it starts: an operation's verb as its first word ("add ...",
+    "rename ..."), or "todo:", "new task:", "remind me to" for the operation that adds a row."""
+    first = (re.findall(r"[^\W_]+", request.lower()) or [""])[0]
+    if first in ops:
+        return {first}
+    if STARTS_NEW.search(request):
+        return {verb for verb, op in ops.items() if not {"id", "ids"} & {p.name for p in op.params}
+                and any(p.required and p.kind == "str" for p in op.params)}
+    return set()
+
+
+def question_kind(request: str) -> str:
+    """A question that is talk whatever the app: about what happened (LOG) or how to do something (HELP)."""
+    return LOG if ASKS_LOG.search(request) else HELP if ASKS_HOW.search(request) else ""
+
+
+def uses_words_of(request: str, op: Operation) -> bool:
+    """Whether a message uses the words of an operation offered in every app (its verb, or a word of how its
+    examples say it): "undo that", "take that back"; only then is it offered."""
+    said = set(re.findall(r"[^\W_]{3,}", request.lower()))
+    examples = [message for message, verb, _ in op.plugin.chip_examples() if verb == op.verb]
+    offered = set(re.findall(r"[^\W_]{3,}", " ".join([op.verb, *examples]).lower())) - {"that", "this", "the"}
+    return bool(said & offered)
 
 
 def validate(runtime, command: Command) -> dict:

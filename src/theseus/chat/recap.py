@@ -30,7 +30,7 @@ def recap(db, request: str) -> str:
     events = db.query(f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
                       (*params, RECAP_EVENTS))
     if not events:
-        whose = {("llm",): "I have", ("user",): "You have"}.get(tuple(actors), "Nobody has")
+        whose = {("llm",): "I have", ("user", "llm"): "You have"}.get(tuple(actors), "Nobody has")
         return f"{whose} changed nothing{' today' if TODAY.search(request) else ''} yet."
     lines = [f"- {local_time(e['time'])} · {WHO.get(e['actor'], e['actor'])}: {escape_markdown(e['summary'])}"
              + (" (undone since)" if e["undone"] else "") + f" · event #{e['id']}" for e in events]
@@ -44,7 +44,7 @@ def wanted_actors(request: str) -> list[str]:
     if chip and not user:
         return ["llm"]
     if user and not chip:
-        return ["user"]
+        return ["user", "llm"]  # what Chip did at the user's word, the user did too
     return ["user", "llm", "agent", "system"]
 
 

@@ -69,9 +69,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     async def complete_json(
         self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0,
-        on_progress: Callable[[float], None] | None = None,
+        on_progress: Callable[[float], None] | None = None, stop_when: Callable[[str], bool] | None = None,
     ) -> str:
-        """Return the model's reply as JSON text constrained to the JSON schema."""
+        """Return the model's reply as JSON text constrained to the JSON schema. `stop_when(text so far)`: a
+        backend that generates token by token may stop early when it says so, and then returns the text as it
+        is, incomplete (the caller makes sense of it); others ignore it."""
 
     async def warm(self, messages: list[dict], role: str = "chat") -> None:
         """Read a prompt ahead of time where this backend caches prompts (`role`: "chat" or "decoder"), so the

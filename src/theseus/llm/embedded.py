@@ -133,14 +133,14 @@ class EmbeddedBackend(Backend):
 
     async def complete_json(
         self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0,
-        on_progress: Callable[[float], None] | None = None,
+        on_progress: Callable[[float], None] | None = None, stop_when: Callable[[str], bool] | None = None,
     ) -> str:
         """Return JSON text decoded under a llama.cpp grammar built from the schema."""
         check_messages(messages)
         await self.start()
         self._asked += 1
         job = self._worker.submit(self._complete_json, messages, schema, max_tokens, temperature,
-                                  _in_loop(asyncio.get_running_loop(), on_progress))
+                                  _in_loop(asyncio.get_running_loop(), on_progress), stop_when)
         try:
             return await asyncio.wrap_future(job)
         except BackendError:
@@ -235,7 +235,7 @@ class EmbeddedBackend(Backend):
         finally:
             emit(_END)
 
-    def _complete_json(self, messages, schema, max_tokens, temperature, progress) -> str:
+    def _complete_json(self, messages, schema, max_tokens, temperature, progress, stop_when=None) -> str:
         started = time.perf_counter()
         self._require_llama()
         cache = self._decoder
@@ -243,12 +243,16 @@ class EmbeddedBackend(Backend):
         tokens = cache.tokens(messages)
         room = _room(cache, tokens, max_tokens)
         reading = cache.read(tokens, progress)
+        stopped = []
+        criteria = _stop_when(cache.llama, len(tokens), stop_when, stopped) if stop_when else None
         result = cache.llama.create_completion(prompt=tokens, max_tokens=room, temperature=temperature,
-                                               grammar=grammar)
+                                               grammar=grammar, stopping_criteria=criteria)
         choice = result["choices"][0]
         text = choice["text"] or ""
         _log_reading(cache, reading, None, result["usage"]["completion_tokens"], time.perf_counter() - started)
         cache.save()
+        if stopped:
+            return text
         return check_json_output(self, text, truncated=choice.get("finish_reason") == "length")
 
     def _warm(self, messages, role, superseded) -> None:
@@ -379,6 +383,20 @@ class _Superseded:
 
     def is_set(self) -> bool:
         return self.backend._asked != self.asked
+
+
+def _stop_when(llama, prompt_length: int, stop_when: Callable[[str], bool], stopped: list):
+    """llama.cpp stopping criteria: stop once `stop_when` says so of the text generated so far (noted in
+    `stopped`)."""
+    from llama_cpp import StoppingCriteriaList
+
+    def check(input_ids, logits) -> bool:
+        text = llama.detokenize(list(input_ids[prompt_length:])).decode("utf-8", errors="ignore")
+        if stop_when(text):
+            stopped.append(True)
+            return True
+        return False
+    return StoppingCriteriaList([check])
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop, callback: Callable | None) -> Callable | None:

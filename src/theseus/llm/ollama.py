@@ -62,7 +62,7 @@ class OllamaBackend(RemoteBackend):
 
     async def complete_json(
         self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0,
-        on_progress: Callable[[float], None] | None = None,
+        on_progress: Callable[[float], None] | None = None, stop_when: Callable[[str], bool] | None = None,
     ) -> str:
         """Return JSON text from /api/chat with `format` set to the schema."""
         body = self._body(messages, max_tokens, temperature, stream=False) | {"format": schema}

@@ -69,7 +69,7 @@ class OpenAICompatBackend(RemoteBackend):
 
     async def complete_json(
         self, messages: list[dict], schema: dict, *, max_tokens: int = 256, temperature: float = 0.0,
-        on_progress: Callable[[float], None] | None = None,
+        on_progress: Callable[[float], None] | None = None, stop_when: Callable[[str], bool] | None = None,
     ) -> str:
         """Return JSON text constrained by response_format (json_schema, else json_object)."""
         if not self.model:
