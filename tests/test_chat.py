@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from theseus.chat.service import TALK_NOTE
 from theseus.chat.context import ContextTooLarge, build_context
 from theseus.chat.conversations import Conversations
 from theseus.llm.base import BackendError, BackendUnavailable
@@ -76,8 +75,7 @@ def test_a_turn_streams_to_every_tab_and_is_stored(socket, runtime, backend):
     messages = runtime.chat.conversations.messages(runtime.chat.conversations.current()["id"])
     assert [(m["role"], m["content"].strip(), m["status"]) for m in messages] == [
         ("user", "hi Chip", "done"), ("assistant", "Hello **there**, friend.", "done")]
-    assert backend.prompts[-1][-2:] == [{"role": "user", "content": "hi Chip"},
-                                        {"role": "system", "content": TALK_NOTE}]
+    assert backend.prompts[-1][-1] == {"role": "user", "content": "hi Chip"}
     assert backend.temperatures == [runtime.config.temperature]  # THESEUS_TEMPERATURE reaches the model
 
 

@@ -261,3 +261,16 @@ def test_undo_that_twice_undoes_two_changes_not_the_undo(socket, runtime, backen
     for message in ("add milk", "add bread", "undo that", "undo that"):
         say(tab, message)
     assert tasks(runtime) == []
+
+
+def test_rows_listed_together_all_get_the_command_the_model_gave_one(socket, runtime, backend):
+    add(runtime, "call the bank", "book the dentist", "buy oat milk")
+    backend.commands = [{"command": "done", "task": "buy oat milk (#3)"}]
+    say(socket(), "mark the bank and the oat milk done")
+    assert tasks(runtime) == [("call the bank", True), ("book the dentist", False), ("buy oat milk", True)]
+
+
+def test_add_takes_the_name_the_message_gives_over_a_copied_one(socket, runtime, backend):
+    add(runtime, "buy stamps")
+    backend.commands = [{"command": "add", "name": "buy stamps"}]
+    assert "Added task 'buy envelopes' (#2)" in say(socket(), "and add buy envelopes")

@@ -240,10 +240,14 @@ class RowGuide:
         given = self.given(op, answer, request, row)
         if row is not None:
             self.check_pick(op, row, given, request, rows)
+            if [p.name for p in op.params] == ["id"] and (others := self.also_named(request, row, rows)):
+                return [args, *({"id": r["id"]} for r in others)]  # "mark the bank and the milk done"
         args |= given
-        if op is self.adding_operation() and self.label_field not in args and (named := NEW_ROW.match(request)):
-            name = self.cleaned(named["name"])[:NAME_LIMIT]  # "remind me to X": X
-            args |= {self.label_field: name} if self.says_something(name) else {}
+        if op is self.adding_operation() and (named := NEW_ROW.match(request)):
+            name = self.cleaned(named["name"])[:NAME_LIMIT]  # "remind me to X": X, whatever the model wrote
+            written = str(args.get(self.label_field) or "").lower()
+            if self.says_something(name) and (not written or written not in name.lower()):
+                args[self.label_field] = name
         missing = [p.name for p in op.params if p.required and p.name not in args]
         if missing:
             raise Ask(f"What {missing[0]} should the {self.item} have? Tell me and I'll "
@@ -292,6 +296,17 @@ class RowGuide:
             rivals = [r for r in found if r is not row and self.matched(said, r) >= mine]
             if rivals and not (self.label_said(row, said) and not any(self.label_said(r, said) for r in rivals)):
                 self.ask_which(op, given, [row, *rivals])
+
+    def also_named(self, request: str, row: dict, rows: list[dict]) -> list[dict]:
+        """The other rows a message lists with this one ("the bank and the oat milk"): each part of the list
+        that names one row by its label."""
+        parts = re.split(r",|;|&|\band\b", request, flags=re.IGNORECASE)
+        named = []
+        for part in parts if len(parts) > 1 else []:
+            how, found = self.find_rows(part, rows)
+            if how == "label" and len(found) == 1 and found[0] is not row and found[0] not in named:
+                named.append(found[0])
+        return named
 
     def matched(self, said: str, row: dict) -> set[str]:
         """The words of a message that name this row."""

@@ -202,10 +202,9 @@ def data_entry(runtime, location: Location, request: str, entries: list[dict]) -
 
 def build_context(runtime, backend, conversation_id: int, *, instruction: str = "",
                   window: int | None = None, reply_tokens: int = REPLY_TOKENS, pending: str = "",
-                  location: Location = NOWHERE, look_up: bool = True, note: str = "") -> Context:
+                  location: Location = NOWHERE, look_up: bool = True) -> Context:
     """The prefix and the transcript, plus what this turn adds and the transcript does not hold yet: the
-    excerpts looked up for the newest user message, a `note` on it (that Chip changed nothing) and the
-    `instruction` (a Poke).
+    excerpts looked up for the newest user message and the `instruction` (a Poke).
 
     `pending` is a message not sent yet (Chip's context page previews the next turn with it, and the news
     it would bring); `location` is where the tab the message comes from is (its app and run); `look_up`
@@ -227,7 +226,6 @@ def build_context(runtime, backend, conversation_id: int, *, instruction: str = 
     room = min(KNOWLEDGE_TOKENS, context.budget - used - count(instruction))
     added = [data_entry(runtime, location, newest["content"], entries)] if asks else []
     added += [knowledge_entry(context, count, room - sum(count(e["content"]) for e in added if e))] if asks else []
-    added += [{"kind": "note", "role": "system", "content": note, "mark": None}] if note else []
     added += [{"kind": "poke", "role": "user", "content": instruction, "mark": None}] if instruction else []
     added = [e for e in added if e]
     context.unstored = [e for e in entries if "id" not in e] + added

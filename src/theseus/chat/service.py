@@ -39,7 +39,6 @@ READY_TIMEOUT = 120.0  # how long a turn waits for the model to finish loading
 UNREACHABLE_TIMEOUT = 3.0  # how long a turn retries a backend that is down before saying so
 MODE_NOTES = {"auto": "Chip decides whether to act or just talk.", "chat": "Chip only talks, never acts.",
               "command": "Chip turns every message into a command."}
-TALK_NOTE = "(Chip changed nothing for this message. Answer it in words, briefly; never claim a change.)"
 POKE = ("The user pressed the Poke button. In one or two short sentences, and based on the current "
         "state and their recent actions, suggest what they could do next.")
 
@@ -140,7 +139,7 @@ class Chat:
             reply = await self.respond(conversation_id, key, text, location)
             if reply is None:
                 async for piece in self.stream(conversation_id, key, instruction="" if text else POKE,
-                                               location=location, note=TALK_NOTE if text else ""):
+                                               location=location):
                     yield piece
             else:
                 self.say(conversation_id, key, reply)
@@ -214,11 +213,11 @@ class Chat:
         self.cancel = asyncio.Event()
 
     async def stream(self, conversation_id: int, key: str, instruction: str = "",
-                     location: Location = NOWHERE, note: str = "") -> AsyncIterator[str]:
+                     location: Location = NOWHERE) -> AsyncIterator[str]:
         """Stream Chip's reply to every tab; store it when complete or stopped."""
         text, started = "", time.perf_counter()
         await self.ensure_ready(key)
-        context = await asyncio.to_thread(self.prepare, conversation_id, instruction, location, note)
+        context = await asyncio.to_thread(self.prepare, conversation_id, instruction, location)
         flushed, shown, cut = 0.0, False, False
         async with aclosing(self.backend.stream_chat(
                 context.messages, temperature=self.runtime.config.temperature, cancel=self.cancel,
@@ -241,11 +240,11 @@ class Chat:
         logger.info(f"chat: reply of {len(text)} characters in {time.perf_counter() - started:.1f} s"
                     + (" (stopped)" if stopped else " (cut)" if cut else ""))
 
-    def prepare(self, conversation_id: int, instruction: str, location: Location, note: str = ""):
+    def prepare(self, conversation_id: int, instruction: str, location: Location):
         """The context for a reply; what it adds to the transcript (excerpts, a Poke) is stored, so the next
         turn's context starts the same way."""
         context = build_context(self.runtime, self.backend, conversation_id, instruction=instruction,
-                                location=location, note=note)
+                                location=location)
         for entry in context.unstored:
             self.conversations.note(conversation_id, entry["kind"], entry["content"], role=entry["role"])
         if context.start is not None:

@@ -13,6 +13,7 @@ from ..knowledge.recall import stored_sources
 from ..knowledge.viewer import source_url
 from ..location import LOCATION_ID, NOWHERE, Location
 from ..markup import IndexedPaths, render_markdown
+from .approval import APPROVALS_URL
 
 CHAT_LOG_ID = "chat-log"
 CHAT_FORM_ID = "chat-form"
@@ -229,6 +230,8 @@ def ChatPane(conversation: dict, messages: list[dict], conversations: list[dict]
     return Aside(Div(Div(ModelStatus(status), FullSizeToggle(), cls="chat-tools"),
                      A("What Chip sees", href=context_url(location), target="_blank",
                        cls="chip-context-link", title="Chip's context for the next message"),
+                     A("Approvals", href=APPROVALS_URL, target="_blank", cls="chip-approvals-link",
+                       title="What Chip asks you before doing (change it per operation)"),
                      ConversationBar(conversation, preview=preview), cls="chat-head"),
                  Details(Summary("Conversations"), ConversationList(conversations, conversation["id"]),
                          cls="chat-history"),
