@@ -46,6 +46,8 @@ REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b"
 NAME_PREFIX = r"^\s*(?:(?:new|another|add(?: a)?)\s+)?(?:{item}|todo|to-do|to do|item|reminder|note)s?\s*[:\-\u2013]\s*"
 QUOTES = "\"'\u201c\u201d\u2018\u2019`"
 ASK_CHOICES = 5  # rows a "which one?" question lists
+EXAMPLE_TOKENS = 2200  # the decoder's examples at most, leaving room in a 4,096-token context for thirty rows
+# of state, the message and the answer
 COMMON_WORDS = {"the", "and", "for", "with", "this", "that", "done", "mark", "check", "delete", "remove", "add",
                 "list", "off", "from", "into", "please", "can", "you", "just", "now", "all", "not", "have", "has",
                 "was", "are", "its", "it's", "my", "your", "item", "thing", "one", "new", "change", "set", "show"}
@@ -461,9 +463,12 @@ class RowGuide:
                       (CHAT, "what's the capital of France?", {}), (CHAT, f"how many {self.item}s do I have?", {})]
         generated += [(CHAT, f"what is {short(first[self.label_field])}'s {field}?", {})
                       for field in self.fields if field != self.label_field and self.columns[field] is str][:2]
-        return [(message, verb, answer) if not verb.startswith(PLAN) else (message, answer, {})
-                for verb, message, answer in interleave(generated)] + \
-            [s for s in self.chip_phrasings if isinstance(s[1], list) or s[1] in ops or s[1] in (CHAT, HELP, LOG)]
+        own = [s for s in self.chip_phrasings if isinstance(s[1], list) or s[1] in ops or s[1] in (CHAT, HELP, LOG)]
+        made = [(message, verb, answer) if not verb.startswith(PLAN) else (message, answer, {})
+                for verb, message, answer in interleave(generated)]
+        while len(made) > 1 and example_tokens(made + own, self.chip_example_state()) > EXAMPLE_TOKENS:
+            made.pop()  # the decoder's prompt must leave room for the state and the message
+        return made + own
 
     def op_examples(self, verb: str, op, rows: tuple[dict, ...], new: list[dict]) -> list[tuple[str, str, dict]]:
         """Examples of one operation: by what it takes (a new row's fields; a row; a row and new values), and
@@ -507,6 +512,14 @@ class RowGuide:
             found.append((PLAN + verb, f"{verb} {len(names)} {self.item}s: {', '.join(names[:-1])} and {names[-1]}",
                           [(verb, {self.label_field: name}) for name in names]))
         return found
+
+
+def example_tokens(examples: list[tuple], state: str) -> int:
+    """About how many tokens the decoder's examples take (each repeats the example state): words and signs."""
+    def count(text: str) -> int:
+        return len(re.findall(r"[^\W\d_]+|\d{1,3}|[^\w\s]", text))
+    return sum(count(state) + count(message) + count(json.dumps([verb, answer], ensure_ascii=False)) + 12
+               for message, verb, answer in examples)
 
 
 def best_matches(said: set[str], rows: list[dict], words_of) -> list[dict]:

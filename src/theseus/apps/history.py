@@ -57,7 +57,7 @@ class History(Plugin):
 
     def chip_examples(self) -> list[tuple[str, str, dict]]:
         """How people ask for an undo in any app (the operation is offered everywhere)."""
-        return [("undo that", "undo", {}), ("take that back", "undo", {}), ("revert the last change", "undo", {})]
+        return [("undo that", "undo", {}), ("revert that", "undo", {})]
 
     @staticmethod
     def plan_events(ctx, event: dict) -> list[dict]:
