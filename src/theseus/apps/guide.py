@@ -41,13 +41,15 @@ NEGATED = re.compile(r"\b(not|no longer|un\w+|undo|reopen|open again)\b", re.IGN
 SAYS_ALL = re.compile(r"\b(everything|every \w+|all (?:of )?(?:my |the |them|those|these)|all \w+s)\b", re.IGNORECASE)
 NEW_ROW = re.compile(r"^\W*(?:(?:also|and|oh|ok|so|please)\W+)*(?:remember to|remind me to|don't let me forget(?: to)?|"
                      r"to-?do|to do|new \w+|add)\b[\s:,-]+(?P<name>.+?)[\s.!]*$", re.IGNORECASE)
+LISTED = re.compile(r",|;|\band\b", re.IGNORECASE)  # a message listing several things
 SAYS_EVERY = re.compile(r"\b(all|every|everything|each|ones|them|those)\b", re.IGNORECASE)
 REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b", re.IGNORECASE)
-NAME_PREFIX = r"^\s*(?:(?:new|another|add(?: a)?)\s+)?(?:{item}|todo|to-do|to do|item|reminder|note)s?\s*[:\-\u2013]\s*"
+NAME_PREFIX = (r"^\s*(?:(?:new|another|add(?: a)?|\w+)\s+)?(?:{item}|todo|to-do|to do|item|reminder|note|thing)s?"
+               r"\s*[:\-\u2013]\s*")
 QUOTES = "\"'\u201c\u201d\u2018\u2019`"
 ASK_CHOICES = 5  # rows a "which one?" question lists
-EXAMPLE_TOKENS = 2200  # the decoder's examples at most, leaving room in a 4,096-token context for thirty rows
-# of state, the message and the answer
+DECODER_CONTEXT = 4096  # tokens the decoder's prompt and answer share (the embedded model's window)
+DECODER_OVERHEAD = 700  # of them: the instructions, the message and the answer
 COMMON_WORDS = {"the", "and", "for", "with", "this", "that", "done", "mark", "check", "delete", "remove", "add",
                 "list", "off", "from", "into", "please", "can", "you", "just", "now", "all", "not", "have", "has",
                 "was", "are", "its", "it's", "my", "your", "item", "thing", "one", "new", "change", "set", "show"}
@@ -245,7 +247,7 @@ class RowGuide:
             if [p.name for p in op.params] == ["id"] and (others := self.also_named(request, row, rows)):
                 return [args, *({"id": r["id"]} for r in others)]  # "mark the bank and the milk done"
         args |= given
-        if op is self.adding_operation() and (named := NEW_ROW.match(request)):
+        if op is self.adding_operation() and not LISTED.search(request) and (named := NEW_ROW.match(request)):
             name = self.cleaned(named["name"])[:NAME_LIMIT]  # "remind me to X": X, whatever the model wrote
             written = str(args.get(self.label_field) or "").lower()
             if self.says_something(name) and (not written or written not in name.lower()):
@@ -466,9 +468,14 @@ class RowGuide:
         own = [s for s in self.chip_phrasings if isinstance(s[1], list) or s[1] in ops or s[1] in (CHAT, HELP, LOG)]
         made = [(message, verb, answer) if not verb.startswith(PLAN) else (message, answer, {})
                 for verb, message, answer in interleave(generated)]
-        while len(made) > 1 and example_tokens(made + own, self.chip_example_state()) > EXAMPLE_TOKENS:
+        while len(made) > 1 and example_tokens(made + own, self.chip_example_state()) > self.example_budget():
             made.pop()  # the decoder's prompt must leave room for the state and the message
         return made + own
+
+    def example_budget(self) -> int:
+        """About how many tokens the examples may take: what STATE_ROWS rows like the longest sample leave."""
+        row = max(estimated_tokens(self.describe_row(r)) for r in self.samples())
+        return DECODER_CONTEXT - DECODER_OVERHEAD - STATE_ROWS * (row + 1)
 
     def op_examples(self, verb: str, op, rows: tuple[dict, ...], new: list[dict]) -> list[tuple[str, str, dict]]:
         """Examples of one operation: by what it takes (a new row's fields; a row; a row and new values), and
@@ -514,12 +521,15 @@ class RowGuide:
         return found
 
 
+def estimated_tokens(text: str) -> int:
+    """About how many tokens a text is: its words, digits (one token each here) and signs."""
+    return len(re.findall(r"[^\W\d_]+|\d|[^\w\s]", text))
+
+
 def example_tokens(examples: list[tuple], state: str) -> int:
-    """About how many tokens the decoder's examples take (each repeats the example state): words and signs."""
-    def count(text: str) -> int:
-        return len(re.findall(r"[^\W\d_]+|\d{1,3}|[^\w\s]", text))
-    return sum(count(state) + count(message) + count(json.dumps([verb, answer], ensure_ascii=False)) + 12
-               for message, verb, answer in examples)
+    """About how many tokens the decoder's examples take (each repeats the example state)."""
+    return sum(estimated_tokens(state) + estimated_tokens(message) + 12
+               + estimated_tokens(json.dumps([verb, answer], ensure_ascii=False)) for message, verb, answer in examples)
 
 
 def best_matches(said: set[str], rows: list[dict], words_of) -> list[dict]:
