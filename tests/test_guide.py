@@ -132,8 +132,7 @@ def test_the_decoder_drives_the_tabs_app_with_only_its_verbs(runtime, socket, ba
     tab = socket()
     tab.send(action="send", message="Ada's new phone is 555-0100", app="contacts")
     assert "phone to" in tab.until(FINAL)
-    assert set(verbs(backend.schemas[0])) == {"add", "change", "delete", "show", "reorder", "chat", "help",
-                                                 "log"}
+    assert set(verbs(backend.schemas[0])) == {"add", "change", "delete", "show", "reorder", "chat", "help"}
     assert "phone" in alternative(backend.schemas[0], "change")
     assert runtime.db.query("SELECT email, phone FROM contacts") == [{"email": "ada@example.com",
                                                                       "phone": "555-0100"}]

@@ -377,7 +377,7 @@ def test_chip_fills_the_current_step_of_the_run_the_tab_shows(socket, client, ru
     assert "Your name = Ada" in final
     assert data_of(runtime, key)["step_01"]["value"] == "Ada"
     assert runtime.db.query("SELECT actor FROM events ORDER BY id DESC LIMIT 1")[0]["actor"] == "llm"
-    assert set(verbs(backend.schemas[0])) == {"start", "delete", "fill", "chat", "help", "log"}
+    assert set(verbs(backend.schemas[0])) == {"start", "delete", "fill", "chat", "help"}
     assert alternative(backend.schemas[0], "fill") == {"value": {"type": "string", "minLength": 1, "maxLength": 200}}
     assert "The current step is 1: Your name." in backend.prompts[0][-1]["content"]
 

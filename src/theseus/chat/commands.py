@@ -31,14 +31,13 @@ from ..location import NOWHERE, Location
 from ..plugins import Ask
 
 NONE = "none"
-CHAT = "chat"  # "none" is offered to the model as three words it reads well: just talk,
-HELP = "help"  # a question about how the app works,
-LOG = "log"    # or one about what happened (answered from the action log)
+CHAT = "chat"  # "none" is offered to the model as two words it reads well: just talk,
+HELP = "help"  # or a question about how the app works;
+LOG = "log"    # a question about what happened is answered from the action log (question_kind, not the model)
 TALK = (CHAT, HELP, LOG)
-WHEN_NONE = ("the message asks no change: greetings, thanks, small talk, questions about the data, about you or "
-             "about anything else, or things the app cannot do")
+WHEN_NONE = ("the message asks no change: greetings, thanks, small talk, questions about the data, about you, "
+             "about what was done or about anything else, or things the app cannot do")
 WHEN_HELP = "a question about how to use the app or what it is (explain; change nothing)"
-WHEN_LOG = "a question about what was done or changed so far, by the user or by you (change nothing)"
 REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b", re.IGNORECASE)
 LEAD_IN = re.compile(r"^\s*(?:(?:and|also|oh|ok|okay|so|plus|then|now)\b[\s,.!]*)+", re.IGNORECASE)
 PLAN_LIMIT = 20  # commands one message may run (a longer plan is refused, and Chip says so)
@@ -95,7 +94,7 @@ def operations(runtime, app) -> dict[str, Operation]:
 
 def operation_guide(ops: dict[str, Operation]) -> str:
     lines = [f"- {verb}: {op.description}" for verb, op in ops.items()]
-    return "\n".join(lines + [f"- {CHAT}: {WHEN_NONE}.", f"- {HELP}: {WHEN_HELP}.", f"- {LOG}: {WHEN_LOG}."])
+    return "\n".join(lines + [f"- {CHAT}: {WHEN_NONE}.", f"- {HELP}: {WHEN_HELP}."])
 
 
 def instructions(app, ops: dict[str, Operation]) -> dict:
@@ -204,7 +203,7 @@ async def decode_plan(runtime, backend: Backend, request: str, *, recent: str = 
                     if (op.plugin is app and (sensible is None or verb in sensible))
                     or (op.plugin is not app and uses_words_of(request, op))}
     alternatives |= {} if must_act or STARTS_NEW.search(request) else \
-        {verb: {"properties": {}, "required": []} for verb in TALK}
+        {verb: {"properties": {}, "required": []} for verb in (CHAT, HELP)}  # LOG: question_kind's, not the model's
     if leading := leading_verbs(request, ops):
         alternatives = {verb: choice for verb, choice in alternatives.items() if verb in leading | set(TALK)}
     steps = await decode(backend, prompt, alternatives, on_progress)
@@ -218,6 +217,8 @@ async def decode_plan(runtime, backend: Backend, request: str, *, recent: str = 
         try:
             args = op.plugin.chip_args(op, answer, request, location)
         except Ask as asked:
+            if len(acts) > 1 and asked.offer and asked.offer[0][0] == op.name:
+                continue  # a plan's add of a name that exists already: the model copied a row, not the message
             question = question or (asked, op)
             continue
         except (ValueError, KeyError, TypeError, StopIteration, AttributeError):
