@@ -136,6 +136,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             message_id INTEGER REFERENCES messages(id) ON DELETE SET NULL,
             commands TEXT NOT NULL,
             label TEXT NOT NULL,
+            lines TEXT NOT NULL,
             targets TEXT NOT NULL,
             since INTEGER NOT NULL,
             expires REAL NOT NULL,

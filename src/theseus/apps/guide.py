@@ -22,6 +22,7 @@ done one) stands for all of them: one command becomes a plan, one per row.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -29,6 +30,7 @@ from ..plugins import Ask
 
 NAME_LIMIT = 200  # a value Chip writes is shorter than what a person may type
 STATE_ROWS = 30  # the rows Chip reads and picks from
+DECODER_ROWS = 10  # rows of state the decoder's examples always leave room for (more when they are short)
 BOOKKEEPING = ("id", "priority", "profile_id")
 CHAT, HELP, LOG = "chat", "help", "log"
 PLAN = "plan:"  # an example's key when it shows a plan of several commands
@@ -132,7 +134,19 @@ class RowGuide:
         return self.rows_note(rows)
 
     def chip_state(self, location) -> str:
-        return self.rows_note(self.rows(limit=STATE_ROWS))
+        """The rows the decoder reads before a message: as many as its context has room for, up to STATE_ROWS
+        (it picks rows from the whole table: `choosable`)."""
+        return self.rows_note(self.rows(limit=self.decoder_rows()))
+
+    @functools.cached_property
+    def row_tokens(self) -> int:
+        """About how many tokens one row like the longest sample takes to read."""
+        return max(estimated_tokens(self.describe_row(r)) for r in self.samples()) + 1
+
+    def decoder_rows(self) -> int:
+        """The rows of state the decoder has room for, after its examples."""
+        room = DECODER_CONTEXT - DECODER_OVERHEAD - example_tokens(self.chip_examples(), self.chip_example_state())
+        return max(DECODER_ROWS, min(STATE_ROWS, room // self.row_tokens))
 
     # ---- picking rows ----
     @property
@@ -374,7 +388,8 @@ class RowGuide:
                 continue
             if isinstance(value, str):
                 value = self.cleaned(value)
-                if not value or not self.says_something(value) or row is not None and self.copied(value, param.name, row, request):
+                if not value or not self.says_something(value) \
+                        or row is not None and self.copied(value, param.name, row, request):
                     continue
                 if not self.given_in(param, value, request):
                     continue
@@ -473,9 +488,8 @@ class RowGuide:
         return made + own
 
     def example_budget(self) -> int:
-        """About how many tokens the examples may take: what STATE_ROWS rows like the longest sample leave."""
-        row = max(estimated_tokens(self.describe_row(r)) for r in self.samples())
-        return DECODER_CONTEXT - DECODER_OVERHEAD - STATE_ROWS * (row + 1)
+        """About how many tokens the examples may take: what DECODER_ROWS rows like the longest sample leave."""
+        return DECODER_CONTEXT - DECODER_OVERHEAD - DECODER_ROWS * self.row_tokens
 
     def op_examples(self, verb: str, op, rows: tuple[dict, ...], new: list[dict]) -> list[tuple[str, str, dict]]:
         """Examples of one operation: by what it takes (a new row's fields; a row; a row and new values), and

@@ -55,10 +55,6 @@ class History(Plugin):
         summary = "; ".join(e["summary"] for e in reversed(events))
         return Result(f"Undid: {summary}", {"event_id": event["id"], "event_ids": ids}, tuple(sorted(signals)))
 
-    def chip_examples(self) -> list[tuple[str, str, dict]]:
-        """How people ask for an undo in any app (the operation is offered everywhere)."""
-        return [("undo that", "undo", {}), ("revert that", "undo", {})]
-
     @staticmethod
     def plan_events(ctx, event: dict) -> list[dict]:
         """The events one Undo reverts, newest first: the event, or every change of its plan not undone yet."""

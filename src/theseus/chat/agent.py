@@ -116,11 +116,15 @@ class Agent:
 
     def answer(self, text: str, conversation_id: int) -> Plan | None:
         """A reply to Chip's open question: the choice it picks ("the bill one", "#7", "the second"), or Yes to
-        the card under it; None if it is a new request. A question is open for one message only."""
+        the card under Chip's last reply (one that needs no confirm click); None if it is a new request. A
+        question is open for one message only."""
         choices = self.choices.pop(conversation_id, ())
         if YES.match(text):
             offered = self.proposals.newest(conversation_id)
-            if offered is not None and not any(self.needs_confirm(c, conversation_id) for c in offered.commands):
+            last = self.runtime.db.value("SELECT MAX(id) FROM messages WHERE conversation_id = ? "
+                                         "AND role = 'assistant'", (conversation_id,))
+            if offered is not None and offered.message_id == last \
+                    and not any(self.needs_confirm(c, conversation_id) for c in offered.commands):
                 self.proposals.take(offered.token)
                 return Plan(tuple(offered.commands))
         if not choices or len(text.split()) > ANSWER_WORDS:

@@ -172,8 +172,13 @@ def decoder_prefix(app, ops: dict[str, Operation]) -> list[dict]:
     """The decoder's prompt before the message: instructions, operations, examples (the same for every state)."""
     elsewhere = {op.plugin for op in ops.values() if op.plugin is not app}  # the apps of `anywhere` operations
     shots = [s for s in [*app.chip_examples(), *(e for p in elsewhere for e in p.chip_examples())]
-             if all(verb in ops or verb in TALK for verb in ([v for v, _ in s[1]] if isinstance(s[1], list) else [s[1]]))]
+             if all(verb in ops or verb in TALK for verb in example_verbs(s))]
     return [instructions(app, ops), *few_shot(shots, app.chip_example_state())]
+
+
+def example_verbs(example: tuple) -> list[str]:
+    """The verbs an example shows: its one verb, or those of its plan."""
+    return [verb for verb, _ in example[1]] if isinstance(example[1], list) else [example[1]]
 
 
 def decoder_lead(runtime, location: Location = NOWHERE) -> list[dict]:
@@ -182,7 +187,8 @@ def decoder_lead(runtime, location: Location = NOWHERE) -> list[dict]:
     app = act_on(runtime, location)
     if app is None:
         return []
-    return [*decoder_prefix(app, operations(runtime, app)), {"role": "user", "content": f"{app.chip_state(location)}\n"}]
+    state = {"role": "user", "content": f"{app.chip_state(location)}\n"}
+    return [*decoder_prefix(app, operations(runtime, app)), state]
 
 
 async def decode_plan(runtime, backend: Backend, request: str, *, recent: str = "", must_act: bool = False,

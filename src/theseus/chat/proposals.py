@@ -53,7 +53,7 @@ class Proposals:
             self.db.table("proposals").insert({
                 "token": proposal.token, "conversation_id": conversation_id, "label": label,
                 "commands": json.dumps([[c.operation, c.args] for c in commands], ensure_ascii=False),
-                "targets": json.dumps({"lines": lines, "rows": targets}, ensure_ascii=False),
+                "lines": json.dumps(lines, ensure_ascii=False), "targets": json.dumps(targets, ensure_ascii=False),
                 "since": since, "expires": proposal.expires, "actor": actor})
         return proposal
 
@@ -90,8 +90,7 @@ class Proposals:
 
 
 def proposal_from(row: dict) -> Proposal:
-    stored = json.loads(row["targets"])
-    targets = [tuple(t) if t else None for t in stored["rows"]]
-    return Proposal(row["token"], row["conversation_id"], [Command(op, args) for op, args in json.loads(row["commands"])],
-                    row["label"], stored["lines"], targets, row["since"], row["expires"], row["message_id"],
-                    row["actor"])
+    targets = [tuple(t) if t else None for t in json.loads(row["targets"])]
+    commands = [Command(op, args) for op, args in json.loads(row["commands"])]
+    return Proposal(row["token"], row["conversation_id"], commands, row["label"], json.loads(row["lines"]), targets,
+                    row["since"], row["expires"], row["message_id"], row["actor"])
