@@ -63,12 +63,12 @@ def test_chip_inserts_live_and_offers_undo(socket, runtime, backend):
     tab.send(action="send", message="hm, let me think")
     tab.until(FINAL)
     assert verbs(backend.schemas[0]) == ["add", "show", "chat", "help"]  # no verb that needs a row yet
-    tab.send(action="send", message="add a task to buy oat milk")
+    tab.send(action="send", message="remind me to buy oat milk")
     final = tab.until(FINAL)
     assert "Added task 'buy oat milk' (#1)." in final and 'hx-post="/chat/undo/' in final
     event = runtime.db.query("SELECT actor, operation FROM events ORDER BY id DESC LIMIT 1")[0]
     assert event == {"actor": "llm", "operation": "tasks.insert"}
-    assert verbs(backend.schemas[1]) == ["add", "chat", "help"]  # "add ..." can only mean add (or talk)
+    assert verbs(backend.schemas[1]) == ["add"]  # "remind me to ..." can only mean add
     tab.send(action="send", message="oops, undo that")
     tab.until(FINAL)
     assert "undo" in verbs(backend.schemas[2])  # offered in every app, when the message speaks of it

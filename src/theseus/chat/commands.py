@@ -47,7 +47,7 @@ ASKS_HOW = re.compile(r"^\W*(?:(?:and|so|ok|okay|hey|chip|hi)\W+)*how\s+(?:do|ca
                       r"(?:i|you|we|one)\b|^\W*how\s+to\b", re.IGNORECASE)
 STARTS_NEW = re.compile(r"^\W*(?:todo|to-do|to do|new \w+|remind me to|remember to|don't let me forget)\b",
                         re.IGNORECASE)  # a message that can only mean adding something
-SEVERAL = re.compile(r",|;|&|\+|\b(?:and|then|also|plus|both|as well)\b", re.IGNORECASE)  # a list of things
+SEVERAL = re.compile(r",|;|\s[&+]\s|\b(?:and|then|also|plus|both|as well)\b", re.IGNORECASE)  # a list of things
 ITEM = re.compile(r'\{"command":\s*"[^"]*"(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}')  # one complete command of a plan
 
 
@@ -251,11 +251,8 @@ def asked_back(question: Ask, op: Operation, request: str, said_verb: bool = Fal
 
 
 def leading_verbs(request: str, ops: dict[str, Operation]) -> set[str]:
-    """The verbs a message can only mean by how it starts: an operation's verb as its first word ("add ...",
-    "rename ..."), or "todo:", "new task:", "remind me to" for the operation that adds a row."""
-    first = (re.findall(r"[^\W_]+", request.lower()) or [""])[0]
-    if first in ops:
-        return {first}
+    """The verbs a message can only mean by how it starts: "todo:", "new task:", "remind me to" mean the
+    operation that adds a row ("add Ada's phone ..." may not: a first word alone decides nothing)."""
     if STARTS_NEW.search(request):
         return {verb for verb, op in ops.items() if not {"id", "ids"} & {p.name for p in op.params}
                 and any(p.required and p.kind == "str" for p in op.params)}
