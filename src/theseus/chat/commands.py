@@ -231,7 +231,7 @@ async def decode_plan(runtime, backend: Backend, request: str, *, recent: str = 
             raise BackendError(f"The model's arguments did not fit the schema: {answer!r:.100}") from None
         commands += [Command(op.name, a) for a in (args if isinstance(args, list) else [args])]
     if question and (not commands or question[0].offer or question[0].choices):  # a plan's odd extra is dropped
-        return asked_back(*question, request, said_verb=bool(leading))
+        return asked_back(*question, request)
     commands = list({json.dumps([c.operation, c.args], sort_keys=True): c for c in commands}.values())
     if len(commands) > PLAN_LIMIT:
         return Plan(ask=f"That would be {len(commands)} changes; I make at most {PLAN_LIMIT} at once, so I did "
@@ -241,10 +241,11 @@ async def decode_plan(runtime, backend: Backend, request: str, *, recent: str = 
     return Plan(tuple(commands))
 
 
-def asked_back(question: Ask, op: Operation, request: str, said_verb: bool = False) -> Plan:
-    """A question back; talk instead when the message itself is a question, or a word or two without a verb,
-    that names nothing here ("how are the Lakers doing?", "lol")."""
-    if question.offer and (request.rstrip().endswith("?") or len(request.split()) <= 2 and not said_verb):
+def asked_back(question: Ask, op: Operation, request: str) -> Plan:
+    """A question back; talk instead when the message itself is a question, or a word or two without the
+    operation's verb, that names nothing here ("how are the Lakers doing?", "lol")."""
+    said = re.findall(r"[^\W_]+", request.lower())
+    if question.offer and (request.rstrip().endswith("?") or len(said) <= 2 and op.verb not in said):
         return Plan()
     return Plan(ask=question.question, offer=tuple(Command(*o) for o in question.offer),
                 choices=tuple((label, Command(op.name, args)) for label, args in question.choices))
