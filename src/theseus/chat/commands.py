@@ -39,7 +39,8 @@ WHEN_NONE = ("the message asks no change: greetings, thanks, small talk, questio
              "about what was done or about anything else, or things the app cannot do")
 WHEN_HELP = "a question about how to use the app or what it is (explain; change nothing)"
 REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b", re.IGNORECASE)
-LEAD_IN = re.compile(r"^\s*(?:(?:and|also|oh|ok|okay|so|plus|then|now)\b[\s,.!]*)+", re.IGNORECASE)
+LEAD_IN = re.compile(r"^\s*(?:(?:and|also|oh|ok|okay|so|plus|then|now|fine|good|great|right|alright|well|cool)"
+                     r"\b[\s,.!]*)+", re.IGNORECASE)
 PLAN_LIMIT = 20  # commands one message may run (a longer plan is refused, and Chip says so)
 ASKS_LOG = re.compile(r"^\W*(?:(?:and|so|ok|okay|hey|chip|hi)\W+)*(?:(?:what|which\s+\w+)\s+(?:did|have|has|had)\s+"
                       r"(?:i|you|we|chip)\b|what(?:'s| has)?\s+changed\b|what\s+(?:just\s+)?happened\b)", re.IGNORECASE)
@@ -252,8 +253,13 @@ def asked_back(question: Ask, op: Operation, request: str) -> Plan:
 
 
 def leading_verbs(request: str, ops: dict[str, Operation]) -> set[str]:
-    """The verbs a message can only mean by how it starts: "todo:", "new task:", "remind me to" mean the
-    operation that adds a row ("add Ada's phone ..." may not: a first word alone decides nothing)."""
+    """The verbs a message can only mean by how it starts: an operation's verb as its first word ("add ...",
+    "rename ..."), or one that changes a row's values ("add Ada's phone ..."); "todo:", "new task:", "remind
+    me to" for the operation that adds a row."""
+    first = (re.findall(r"[^\W_]+", request.lower()) or [""])[0]
+    if first in ops:
+        return {first} | {verb for verb, op in ops.items() if "id" in {p.name for p in op.params}
+                          and any(p.kind == "str" for p in op.params)}
     if STARTS_NEW.search(request):
         return {verb for verb, op in ops.items() if not {"id", "ids"} & {p.name for p in op.params}
                 and any(p.required and p.kind == "str" for p in op.params)}
