@@ -38,6 +38,7 @@ WORD = re.compile(r"[^\W_]+")
 FILLER_WORDS = {"top", "bottom", "first", "last", "up", "down", "end", "start", "put", "move", "list", "one", "ones",
                 "again", "please", "thing", "things", "everything", "every", "each", "all", "at", "on", "in", "of",
                 "an", "as", "by", "to", "it", "them", "that", "this", "those", "these", "is", "be", "me", "want",
+                "his", "her", "hers", "their", "he", "she", "they", "new", "now",
                 "like", "would", "could", "should", "let", "make", "get", "need", "called", "named"}  # name no row
 NEGATED = re.compile(r"\b(not|no longer|un\w+|undo|reopen|open again)\b", re.IGNORECASE)
 SAYS_ALL = re.compile(r"\b(everything|every \w+|all (?:of )?(?:my |the |them|those|these)|all \w+s)\b", re.IGNORECASE)
@@ -45,7 +46,7 @@ NEW_ROW = re.compile(r"^\W*(?:(?:also|and|oh|ok|so|please)\W+)*(?:remember to|re
                      r"to-?do|to do|new \w+|add)\b[\s:,-]+(?P<name>.+?)[\s.!]*$", re.IGNORECASE)
 LISTED = re.compile(r",|;|\band\b", re.IGNORECASE)  # a message listing several things
 SAYS_EVERY = re.compile(r"\b(all|every|everything|each|ones|them|those)\b", re.IGNORECASE)
-REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same)\b", re.IGNORECASE)
+REFERS_BACK = re.compile(r"\b(it|them|those|these|that one|this one|the same|his|her|hers|their)\b", re.IGNORECASE)
 NAME_PREFIX = (r"^\s*(?:(?:new|another|add(?: a)?|\w+)\s+)?(?:{item}|todo|to-do|to do|item|reminder|note|thing)s?"
                r"\s*[:\-\u2013]\s*")
 QUOTES = "\"'\u201c\u201d\u2018\u2019`"
