@@ -137,15 +137,16 @@ class RowGuide:
     def chip_state(self, location) -> str:
         """The rows the decoder reads before a message: as many as its context has room for, up to STATE_ROWS
         (it picks rows from the whole table: `choosable`)."""
-        return self.rows_note(self.rows(limit=self.decoder_rows()))
+        return self.rows_note(self.rows(limit=self.decoder_rows))
 
     @functools.cached_property
     def row_tokens(self) -> int:
         """About how many tokens one row like the longest sample takes to read."""
         return max(estimated_tokens(self.describe_row(r)) for r in self.samples()) + 1
 
+    @functools.cached_property
     def decoder_rows(self) -> int:
-        """The rows of state the decoder has room for, after its examples."""
+        """The rows of state the decoder has room for, after its examples (fixed once the app is loaded)."""
         room = DECODER_CONTEXT - DECODER_OVERHEAD - example_tokens(self.chip_examples(), self.chip_example_state())
         return max(DECODER_ROWS, min(STATE_ROWS, room // self.row_tokens))
 
@@ -156,10 +157,6 @@ class RowGuide:
 
     def row_text(self, row: dict) -> str:
         return " ".join(str(row.get(f) or "") for f in self.fields)
-
-    def candidates(self, request: str, rows: list[dict]) -> list[dict]:
-        """The rows a message most plausibly means (`find_rows`); with no signal, all rows."""
-        return self.find_rows(request, rows)[1] or rows
 
     def find_rows(self, request: str, rows: list[dict]) -> tuple[str, list[dict]]:
         """(how, rows): the rows a message names by #id ("id"), else those sharing most words with their label
