@@ -21,7 +21,9 @@ from starlette.routing import Route
 from tests.conftest import Socket
 from tests.hardening import check_invariants, state_of
 from theseus.actions import Operation
+from theseus.chat import approval
 from theseus.logs import setup_logging
+from theseus.security import MCP_PATH, mcp_token
 from tests.waits import wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -53,10 +55,11 @@ class Target:
 
 
 def targets(app, runtime) -> list[Target]:
-    """Every POST route, and every GET route with a path parameter or a known query, found generically."""
+    """Every POST route, and every GET route with a path parameter or a known query, found generically (not /mcp:
+    a protocol endpoint, fuzzed with protocol messages below)."""
     found = []
     for route in app.routes:
-        if not isinstance(route, Route):
+        if not isinstance(route, Route) or route.path == MCP_PATH:
             continue
         methods = set(route.methods or ())
         op = runtime.registry.operations.get(route.name) if route.path.startswith("/ops/") else None
@@ -315,3 +318,28 @@ def test_a_binary_frame_on_the_chat_socket_is_answered_not_fatal(socket):
     assert "not understood" in tab.until("chat-notice")
     tab.send(action="send", message="/list")
     tab.until("There are no tasks")
+
+
+MCP_NAMES = st.sampled_from(["tasks.insert", "tasks.delete", "tasks.toggle", "tasks.list", "tasks.sort", "history.undo",
+                             "profiles.select", "search", "hello.start"]) | TEXT
+MCP_PARAMS = st.fixed_dictionaries({}, optional={
+    "name": MCP_NAMES, "arguments": JSON | st.dictionaries(st.sampled_from(["id", "name", "ids", "query", "event_id",
+                                                                           "limit", "kinds"]), JSON),
+    "uri": st.sampled_from(["theseus://apps/tasks", "theseus://docs/crash-course.md", "theseus://docs/../x"]) | TEXT})
+MCP_BODIES = st.fixed_dictionaries({"jsonrpc": st.just("2.0") | TEXT, "id": st.integers() | TEXT,
+                                    "method": st.sampled_from(["tools/call", "tools/list", "resources/list",
+                                                               "resources/read", "initialize", "server/discover",
+                                                               "ping"]) | TEXT,
+                                    "params": MCP_PARAMS | JSON}) | JSON
+
+
+@settings(FUZZ, max_examples=120)
+@given(body=MCP_BODIES, version=st.sampled_from(["2025-11-25", "2026-07-28", "2024-11-05", "soon"]))
+def test_mcp_answers_fuzzed_protocol_messages_without_a_server_error(client, runtime, config, body, version):
+    approval.set_agents_policy(runtime.db, approval.NEVER)  # a destructive call runs at once: no card to wait for
+    response = client.post(MCP_PATH, content=json.dumps(body), headers={
+        "Authorization": f"Bearer {mcp_token(config.data_dir)}", "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": version})
+    assert response.status_code < 500, f"{body}: {response.status_code} {response.text[:300]}"
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    check_invariants(runtime.db)

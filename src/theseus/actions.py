@@ -247,18 +247,19 @@ class Outcome:
 
 
 def operation(*, target: str, destructive: bool = False, name: str | None = None, verb: str | None = None,
-              internal: bool = False, anywhere: bool = False):
+              internal: bool = False, anywhere: bool = False, read_only: bool = False):
     """Mark a plugin method as an operation; the registry picks it up when the plugin loads.
 
     `verb` is the plain word a person would use for it ("add", "done"); Chip's decoder offers it.
     An `internal` operation is run by the app itself (e.g. a finished background job): it has no
     HTTP route and Chip is not offered it, but it is validated, logged and broadcast like any other. An
-    `anywhere` operation is offered to Chip whichever app is open (undo).
+    `anywhere` operation is offered to Chip whichever app is open (undo). A `read_only` one changes nothing
+    (a listing): outside agents are told so.
     """
     def mark(func: Callable) -> Callable:
         func.__operation__ = {"target": target, "destructive": destructive, "internal": internal,
                               "name": name or func.__name__, "verb": verb or name or func.__name__,
-                              "anywhere": anywhere}
+                              "anywhere": anywhere, "read_only": read_only}
         return func
     return mark
 
@@ -277,6 +278,7 @@ class Operation:
     verb: str = ""
     internal: bool = False
     anywhere: bool = False
+    read_only: bool = False
 
     def validate(self, args: dict) -> dict:
         """Arguments checked and converted to their types; OperationError names what is wrong."""
@@ -322,7 +324,7 @@ def operations_of(plugin) -> list[Operation]:
         description = description[0].replace("{items}", f"{item}s").replace("{item}", item)
         found.append(Operation(f"{plugin.name}.{meta['name']}", description, meta["target"] or item,
                                meta["destructive"], params, handler, plugin, meta["verb"], meta["internal"],
-                               meta["anywhere"]))
+                               meta["anywhere"], meta["read_only"]))
     return found
 
 

@@ -32,6 +32,8 @@ from .knowledge.viewer import source_url
 from .location import page_location
 from .limits import BodyLimitMiddleware
 from .logs import PATH_LIMIT, RequestLogMiddleware, log_safe, log_tail
+from .mcp_server.server import add_mcp_route
+from .running import announce, withdraw
 from .runtime import Runtime
 from .security import Access, SecurityMiddleware
 from .ui import EVENT_HEADER, TAB_HEADER, Headers, NavBar, Shell, Toast, app_url, op_url
@@ -52,7 +54,12 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
         if config.knowledge:
             runtime.knowledge.start()  # index docs, source and events in the background, then watch
         status_follower = follow_status(runtime)
-        yield
+        async with app.state.mcp.manager.run():
+            announce(config)  # `theseus mcp` of this data dir forwards here
+            try:
+                yield
+            finally:
+                withdraw(config)
         for task in (warming, *runtime.chat.tasks):
             task.cancel()
         if status_follower:
@@ -78,6 +85,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
     add_chat_page_route(app, runtime)  # after the chat routes: /chat/status and /chat/list are not ids
     add_knowledge_routes(app, runtime)
     add_approval_routes(app, runtime)
+    app.state.mcp = add_mcp_route(app, runtime)
     for op in runtime.registry.operations.values():
         if not op.internal:
             add_operation_route(app, runtime, op)

@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", help="print the current server.log")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines as they are written")
     logs.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
+    mcp = commands.add_parser("mcp", help="serve MCP over stdio for an agent (forwarded to the running server of "
+                                          "the data dir, if one runs); see docs/mcp.md")
+    mcp.add_argument("--token", action="store_true", help="print the data dir's token for MCP clients over HTTP "
+                                                          "(Authorization: Bearer TOKEN on /mcp) and exit")
+    mcp.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
     models = commands.add_parser("models", help="show the LLM backend, its model and whether it is ready")
     models.add_argument("--setup", action="store_true",
                         help="assemble and verify the default embedded model now (once; later runs are instant)")
@@ -83,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return models_command(config, setup=args.setup)
     if args.command == "chat":
         return asyncio.run(chat_command(config, args.message, args.conversation))
+    if args.command == "mcp":
+        return mcp_command(config, token=args.token)
     if args.command == "eval" and args.kind == "retrieval":
         from .knowledge.commands import eval_retrieval_command
         return eval_retrieval_command(config, args.file)
@@ -158,6 +165,21 @@ async def chat_command(config: Config, message: str, conversation_id: int | None
     finally:
         await runtime.backend.close()
         runtime.close()
+
+
+def mcp_command(config: Config, *, token: bool) -> int:
+    """Serve MCP over stdio (its log goes to DATA/mcp.log: stdout is the protocol's); with token, print the
+    token for HTTP clients."""
+    from .logs import setup_logging
+    from .mcp_server.server import serve_stdio
+    from .security import mcp_token
+
+    if token:
+        print(mcp_token(config.data_dir))
+        return 0
+    setup_logging(config.data_dir / "mcp.log", console=False)
+    asyncio.run(serve_stdio(config))
+    return 0
 
 
 def routes_command(config: Config) -> int:

@@ -143,6 +143,26 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             actor TEXT NOT NULL DEFAULT 'llm'
         );
     """),
+    (10, "outside agents (MCP clients) act as actor 'agent'", """
+        CREATE TABLE events_new (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            actor TEXT NOT NULL CHECK (actor IN ('user', 'llm', 'agent', 'system')),
+            operation TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '{}',
+            summary TEXT NOT NULL DEFAULT '',
+            changes TEXT NOT NULL DEFAULT '[]',
+            profile_id INTEGER,
+            undone INTEGER NOT NULL DEFAULT 0,
+            plan TEXT
+        );
+        INSERT INTO events_new (id, time, actor, operation, args, summary, changes, profile_id, undone, plan)
+            SELECT id, time, actor, operation, args, summary, changes, profile_id, undone, plan FROM events;
+        DROP TABLE events;
+        ALTER TABLE events_new RENAME TO events;
+        CREATE INDEX events_by_time ON events (time);
+        CREATE INDEX events_by_plan ON events (plan) WHERE plan IS NOT NULL;
+    """),
 ]
 
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from .db import Database, utc_now
 
-ACTORS = ("user", "llm", "system")
-WHO = {"user": "You", "llm": "Chip", "system": "Theseus"}  # who an actor is, in words
+ACTORS = ("user", "llm", "agent", "system")  # agent: an outside program over MCP (mcp_server/)
+WHO = {"user": "You", "llm": "Chip", "agent": "An agent", "system": "Theseus"}  # who an actor is, in words
+ACTOR_NAMES = {"user": "the user", "llm": "Chip", "agent": "an outside agent", "system": "Theseus"}  # for Chip
 STREAM_LIMIT = 32  # open streams per broadcaster (live-sync tabs; chat sockets)
 
 

@@ -80,6 +80,11 @@ class Plugin:
         """One line about the app's current state, for Chip's context."""
         return ""
 
+    def snapshot(self, limit: int) -> dict:
+        """The app's current state as plain data (JSON), at most `limit` rows of it: outside agents read it
+        (the MCP resource theseus://apps/NAME)."""
+        return {"summary": self.summary()}
+
     def target_row(self, args: dict) -> tuple[str, dict] | None:
         """The row an operation with these arguments acts on, as (table, row); None if it acts on no row.
         Raises NotFound if the row it names does not exist (a confirm card is bound to this row)."""

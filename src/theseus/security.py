@@ -17,9 +17,11 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import ipaddress
+import os
 import secrets
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode
 
 from loguru import logger
@@ -29,7 +31,9 @@ from .logs import PATH_LIMIT, log_safe
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # GETs that hold one of a capped number of open connections (live sync): another site must not use up the slots.
-STREAMS = {"/sync"}
+STREAMS = {"/sync", "/mcp"}
+MCP_PATH = "/mcp"
+MCP_TOKEN_FILE = "mcp-token"
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "[::1]"}
 WILDCARDS = {"0.0.0.0", "::", "[::]", ""}
 # No other site may show our pages in a frame (clickjacking: a hidden frame over a tempting button).
@@ -99,11 +103,13 @@ class Access:
     hosts: frozenset[str]
     port: int
     token: str | None = None
+    mcp_token: str = ""  # the data dir's token for MCP clients (bearer header on /mcp)
 
     @classmethod
     def of(cls, config) -> "Access":
         token = None if is_loopback(config.host) else with_token(config).token
-        return cls(frozenset(allowed_hosts(config.host, config.port, config.allowed_hosts)), config.port, token)
+        return cls(frozenset(allowed_hosts(config.host, config.port, config.allowed_hosts)), config.port, token,
+                   mcp_token(config.data_dir))
 
     @property
     def origins(self) -> set[str]:
@@ -120,6 +126,31 @@ def with_token(config):
     if is_loopback(config.host) or config.token:
         return config
     return dataclasses.replace(config, token=secrets.token_urlsafe(32))
+
+
+def mcp_token(data_dir: Path) -> str:
+    """The data dir's token for MCP clients over HTTP: made at first start (readable only by its owner), then
+    the same on every start."""
+    path = Path(data_dir) / MCP_TOKEN_FILE
+    try:
+        token = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        token = ""
+    if len(token) < 32:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        partial = path.with_suffix(".tmp")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(token + "\n")
+        os.replace(partial, path)
+    return token
+
+
+def bearer(headers: dict) -> str | None:
+    """The token of an `Authorization: Bearer` header, if any."""
+    value = headers.get("authorization", "")
+    return value[7:].strip() if value[:7].lower() == "bearer " else None
 
 
 def login_urls(config, access: Access) -> list[str]:
@@ -151,8 +182,8 @@ def request_headers(scope) -> dict[str, str]:
 
 
 def same_secret(given: str | None, token: str) -> bool:
-    """Whether `given` is the token, compared in constant time."""
-    return given is not None and hmac.compare_digest(given.encode(), token.encode())
+    """Whether `given` is the token (never an empty one), compared in constant time."""
+    return bool(given) and bool(token) and hmac.compare_digest(given.encode(), token.encode())
 
 
 def token_in_query(scope) -> str | None:
@@ -161,9 +192,7 @@ def token_in_query(scope) -> str | None:
 
 def presented_tokens(scope, headers: dict, cookie: str) -> list[str]:
     """Every token the request carries: its cookie, an `Authorization: Bearer` header, a `token` parameter."""
-    bearer = headers.get("authorization", "")
-    found = [cookie_parser(headers.get("cookie", "")).get(cookie),
-             bearer[7:].strip() if bearer[:7].lower() == "bearer " else None, token_in_query(scope)]
+    found = [cookie_parser(headers.get("cookie", "")).get(cookie), bearer(headers), token_in_query(scope)]
     return [token for token in found if token]
 
 
@@ -210,7 +239,9 @@ class SecurityMiddleware:
         if host.lower() not in self.access.hosts:
             return f"unexpected Host header {host!r}"
         if self.access.token and not any(same_secret(given, self.access.token)
-                                         for given in presented_tokens(scope, headers, self.access.cookie)):
+                                         for given in presented_tokens(scope, headers, self.access.cookie)) \
+                and not (scope["path"] == MCP_PATH and self.access.mcp_token
+                         and same_secret(bearer(headers), self.access.mcp_token)):
             return TOKEN_NEEDED
         if not (writes(scope) or scope["path"] in STREAMS):
             return None

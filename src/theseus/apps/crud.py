@@ -116,11 +116,16 @@ class BaseApp(RowGuide, Plugin):
             raise OperationError(f"Nothing to change on {self.item} #{row_id}.")
         return before, ctx.update(self.table, row_id, **fields)
 
+    def snapshot(self, limit: int) -> dict:
+        """The rows in list order (of the current profile, for per-profile apps), at most `limit`."""
+        rows = self.rows(limit=limit + 1)
+        return {"item": self.item, "summary": self.summary(), "rows": rows[:limit], "more": len(rows) > limit}
+
     def label(self, row: dict) -> str:
         return f"{self.item} '{row[self.label_field]}' (#{row['id']})"
 
     # ---- operations every list app has ----
-    @operation(target="", name="list", verb="show")
+    @operation(target="", name="list", verb="show", read_only=True)
     def list_items(self, ctx) -> Result:
         """List all {items} with their ids."""
         rows = self.rows(ctx.profile_id)

@@ -85,6 +85,7 @@ class Agent:
         self.runtime, self.backend = runtime, backend
         self.proposals = Proposals(runtime.db)
         self.choices: dict[int, tuple[tuple[str, Command], ...]] = {}  # per conversation: the open question's
+        self.decisions: dict[str, asyncio.Future] = {}  # per proposal token: a caller waiting for the click
 
     @property
     def mode(self) -> str:
@@ -190,7 +191,7 @@ class Agent:
         proposal = self.proposals.create(conversation_id, commands, label, lines if len(lines) > 1 else [],
                                          targets, newest_event_id(self.runtime.db), actor)
         text = question or f"Shall I {label}? Please confirm." + "".join(f"\n- {line}" for line in proposal.lines)
-        remember = any(self.needs_confirm(c, conversation_id) for c in commands)
+        remember = actor != "agent" and any(self.needs_confirm(c, conversation_id) for c in commands)
         return Reply(text, {"kind": "proposal", "token": proposal.token, "label": label, "lines": proposal.lines,
                             "remember": remember}, proposal)
 
@@ -207,10 +208,35 @@ class Agent:
             target = None
         return describe(op, target, command.args)
 
+    async def decision(self, token: str, timeout: float) -> tuple[str, object] | None:
+        """Wait for the user's click on a proposal's card: ("done", steps), ("refused", why) or ("cancelled",
+        label); None if `timeout` seconds pass first (the card stays open)."""
+        future = self.decisions.setdefault(token, asyncio.get_running_loop().create_future())
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self.decisions.pop(token, None)
+
+    def decided(self, token: str, result: tuple[str, object]) -> None:
+        future = self.decisions.pop(token, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+
     async def confirm(self, token: str, tab: str | None = None, remember: bool = False) -> tuple[Proposal, list[Step]]:
         """Run a proposal the user confirmed (as the actor that proposed it); OperationError if gone, expired,
         or any of its rows changed since. `remember`: don't ask again for these operations in this
-        conversation."""
+        conversation. A caller waiting for the decision learns it."""
+        try:
+            proposal, steps = await self.run_confirmed(token, tab, remember)
+        except OperationError as error:
+            self.decided(token, ("refused", error.message))
+            raise
+        self.decided(token, ("done", steps))
+        return proposal, steps
+
+    async def run_confirmed(self, token: str, tab: str | None, remember: bool) -> tuple[Proposal, list[Step]]:
         proposal = self.proposals.take(token)
         if proposal is None:
             raise OperationError("This proposal is no longer open (used or cancelled); nothing was changed. "
@@ -251,6 +277,7 @@ class Agent:
         proposal = self.proposals.take(token)
         if proposal is None:
             raise OperationError("This proposal is no longer open; nothing was changed.", 410)
+        self.decided(token, ("cancelled", proposal.label))
         return proposal
 
 

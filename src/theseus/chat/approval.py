@@ -5,6 +5,9 @@ Each operation has a policy: ASK (Chip proposes it as a confirm card) or NEVER
 ask and the others don't. In one conversation the user may also say "don't ask
 again" for an operation: that allowance lasts as long as the conversation.
 
+Outside agents (MCP clients, mcp_server/) follow the same per-operation policy,
+unless the user lets their calls run without asking ("approval_agents": NEVER).
+
 Everything is in the store: "approval" maps operation names to the user's
 choices; f"approval:{conversation_id}" holds that conversation's allowances with
 its `created` stamp, so a new conversation that reuses a deleted one's id does
@@ -31,6 +34,10 @@ CHOICES_KEY = "approval"
 ALLOWANCE_PREFIX = "approval:"
 APPROVALS_URL = "/chip/approvals"
 ALLOWANCES_ID = "approval-allowances"
+AGENTS_KEY = "approval_agents"
+AGENTS_URL = f"{APPROVALS_URL}/agents"
+AGENTS_ID = "approval-agents"
+AGENT_LABELS = {ASK: "Ask me, as for Chip", NEVER: "Don't ask: run their calls (Undo still works)"}
 
 
 # ---- the policy ----
@@ -53,12 +60,37 @@ def policy(db: Database, op: Operation) -> str:
 
 def set_policy(db: Database, op_name: str, value: str) -> None:
     """Store the user's choice for an operation; an OperationError (400) for anything but ASK or NEVER."""
-    if value not in LABELS:
-        shown = value[:40] if isinstance(value, str) else value
-        raise OperationError(f"An approval is {ASK!r} or {NEVER!r}, not {shown!r}; nothing was changed.")
+    checked(value)
     with db.transaction():
         db.store[CHOICES_KEY] = {**choices(db), op_name: value}
     logger.info(f"approval: {log_safe(op_name, 100)} -> {value}")
+
+
+def checked(value) -> str:
+    """ASK or NEVER, else an OperationError (400)."""
+    if value not in LABELS:
+        shown = value[:40] if isinstance(value, str) else value
+        raise OperationError(f"An approval is {ASK!r} or {NEVER!r}, not {shown!r}; nothing was changed.")
+    return value
+
+
+# ---- outside agents ----
+
+def agents_policy(db: Database) -> str:
+    """ASK: an agent's call of an operation whose policy is ASK waits for the user's click (the default);
+    NEVER: it runs."""
+    stored = db.store.get(AGENTS_KEY)
+    return stored if stored in LABELS else ASK
+
+
+def set_agents_policy(db: Database, value: str) -> None:
+    db.store[AGENTS_KEY] = checked(value)
+    logger.info(f"approval: outside agents -> {value}")
+
+
+def agent_needs_confirm(db: Database, op: Operation) -> bool:
+    """Whether an outside agent's call of this operation waits for the user's click."""
+    return policy(db, op) == ASK and agents_policy(db) == ASK
 
 
 # ---- "don't ask again in this conversation" ----
@@ -165,14 +197,27 @@ def Allowances(db: Database, **attrs):
     return Div(H2("Don't ask again, per conversation"), body, id=ALLOWANCES_ID, **attrs)
 
 
+def AgentsChoice(db: Database, **attrs):
+    """Whether outside agents (MCP clients) are asked about, like Chip, or run their calls."""
+    current = agents_policy(db)
+    options = [Label(Input(type="radio", name="policy", value=value, checked=value == current), label)
+               for value, label in AGENT_LABELS.items()]
+    return Div(H2("Outside agents (MCP)"),
+               P(Small("Programs that drive Theseus over MCP (see docs/mcp.md): when one calls an operation set to "
+                       "Always ask, a card in the chat pane waits for your click.")),
+               Form(Fieldset(*options, cls="approval-choice"), hx_post=AGENTS_URL, hx_trigger="change",
+                    hx_swap="none", aria_label="Approval for outside agents"),
+               id=AGENTS_ID, data_policy=current, **attrs)
+
+
 def ApprovalsPage(db: Database, operations: dict[str, Operation]):
-    """Every offered operation by app with its approval, then the conversations' allowances."""
+    """Every offered operation by app with its approval, outside agents, then the conversations' allowances."""
     intro = P(Small("Always ask: Chip proposes the operation and waits for your click. Don't ask: Chip runs it "
                     "(Undo still works). Until you choose, destructive operations ask and the others don't. ",
                     A("Back to Theseus", href="/")))
     apps = [AppApprovals(db, plugin, ops) for plugin, ops in offered_by_app(operations)]
     return Html(Head(Title("Chip's approvals · Theseus"), *Headers()),
-                Body(Main(H1("Chip's approvals"), intro, *apps, Allowances(db),
+                Body(Main(H1("Chip's approvals"), intro, *apps, AgentsChoice(db), Allowances(db),
                           Div(id=TOAST_ID, cls="toast", role="status"), cls="container chip-approvals")))
 
 
@@ -206,7 +251,8 @@ def chosen_row(db: Database, op: Operation, value: str):
 
 
 def add_approval_routes(app, runtime) -> None:
-    """GET the approvals page; POST a choice for one operation; POST to forget a conversation's allowances."""
+    """GET the approvals page; POST a choice for one operation, or for outside agents; POST to forget a
+    conversation's allowances."""
     db = runtime.db
 
     @app.get(APPROVALS_URL)
@@ -218,6 +264,12 @@ def add_approval_routes(app, runtime) -> None:
         name, value = await form_text(request, "operation", "policy")
         op = offered_operation(runtime, name)
         return fragment(await asyncio.to_thread(chosen_row, db, op, value))  # the write may wait for the db lock
+
+    @app.post(AGENTS_URL)
+    async def choose_for_agents(request):
+        value, = await form_text(request, "policy")
+        await asyncio.to_thread(set_agents_policy, db, value)
+        return fragment(AgentsChoice(db, hx_swap_oob="true"))
 
     @app.post(APPROVALS_URL + "/forget/{conversation_id}")
     def forget(conversation_id: str):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
+from ..events import ACTOR_NAMES
 from ..knowledge.recall import Recall, excerpt, knowledge_note, recall, source_of
 from ..location import NOWHERE, Location
 from ..package_docs import doc_text
@@ -38,7 +39,6 @@ REPLY_TOKENS = 512
 KNOWLEDGE_TOKENS = 260  # the excerpts for one message: each token costs the turn ~10 ms to read
 FULL, KEEP = 0.9, 0.3  # past FULL of the room before a turn, the oldest entries go, down to KEEP: one re-read of
                        # KEEP buys (FULL - KEEP) of the room for the turns that follow
-ACTORS = {"user": "the user", "llm": "Chip", "agent": "an outside agent", "system": "Theseus"}
 
 
 class ContextTooLarge(Exception):
@@ -108,7 +108,7 @@ def state_note(runtime, location: Location = NOWHERE) -> str:
 
 
 def event_note(events: list[dict], more: int = 0) -> str:
-    lines = [f"- {e['time'][11:16]} {ACTORS.get(e['actor'], e['actor'])}: {e['summary'] or e['operation']}"
+    lines = [f"- {e['time'][11:16]} {ACTOR_NAMES.get(e['actor'], e['actor'])}: {e['summary'] or e['operation']}"
              for e in events]
     earlier = f"({more} earlier actions not shown)\n" if more else ""
     return "Actions in the app since the last message (oldest first):\n" + earlier + "\n".join(lines)

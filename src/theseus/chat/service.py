@@ -280,7 +280,15 @@ class Chat:
 
     def announce(self, text: str) -> dict:
         """Chip says a scripted line (e.g. a workflow step's message) in the current conversation."""
-        message = self.conversations.add(self.conversations.current()["id"], "assistant", text)
+        return self.post(Reply(text))
+
+    def post(self, reply: Reply, conversation_id: int | None = None) -> dict:
+        """Add a reply nobody asked for (a workflow step's line, an outside agent's confirm card) at the end of a
+        conversation (the current one), with its card; every tab shows it."""
+        conversation_id = conversation_id or self.conversations.current()["id"]
+        message = self.conversations.add(conversation_id, "assistant", reply.text, card=reply.card)
+        if reply.proposal:
+            self.agent.proposals.attach(reply.proposal.token, message["id"])
         self.publish(Appended(ChatMessage(message, indexed=self.indexed_paths)))
         return message
 

@@ -14,6 +14,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from ..events import ACTOR_NAMES
+
 MAX_CHARS = 2400  # a chunk longer than this is cut into windows of lines
 SMALL_CLASS_LINES = 40  # a class this short stays one chunk; a longer one is cut into its methods
 HEADING = re.compile(r"^(#{1,4})\s+(.+?)\s*#*\s*$")
@@ -137,7 +139,7 @@ def definition_spans(node: ast.AST, start: int) -> list[tuple[int, int, str]]:
 
 def event_chunk(event: dict) -> Chunk:
     """One action-log event as a chunk: when, who, what (its arguments as data)."""
-    who = {"user": "the user", "llm": "Chip", "system": "Theseus"}.get(event["actor"], event["actor"])
+    who = ACTOR_NAMES.get(event["actor"], event["actor"])
     when = event["time"][:16].replace("T", " ")
     args = event["args"] if isinstance(event["args"], str) else json.dumps(event["args"], ensure_ascii=False)
     undone = " (undone later)" if event.get("undone") else ""

@@ -160,6 +160,13 @@ class Workflow(ChipGuide, Plugin):
         return f"/apps/{self.name}/runs/{key}/steps/{step_id}"
 
     # ---- data ----
+    def snapshot(self, limit: int) -> dict:
+        """The runs of the current profile, newest first: each one's key, saved steps and whether it is final."""
+        runs = self.runs(limit=limit + 1)
+        return {"steps": [step.id for step in self.steps], "summary": self.summary(),
+                "runs": [{"key": run.key, "data": run.data, "updated": run.updated} for run in runs[:limit]],
+                "more": len(runs) > limit}
+
     def runs(self, profile_id: int | None = None, limit: int = 50) -> list[Run]:
         rows = self.db.query("SELECT * FROM pipelines WHERE app = ? AND profile_id = ? "
                              "ORDER BY updated DESC, id DESC LIMIT ?",

@@ -1,0 +1,162 @@
+"""Who answers an MCP request: a runtime in this process (`Local`), or the data dir's running server (`Remote`).
+
+The web server answers /mcp from its own runtime. `theseus mcp` (stdio) forwards
+to the server of its data dir when one runs, so a call is live in the user's
+tabs and a confirm card can be clicked there; when none runs, it serves from a
+runtime of its own on the same file (`Either` picks, per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+import httpx2
+import mcp_types as types
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from ..actions import OperationError
+from ..chat import approval
+from ..chat.commands import Command
+from ..running import running_server
+from ..security import MCP_PATH, mcp_token
+from .resources import read, resources
+from .tools import SEARCH_TOOL, done, failure, found, search_args, tools
+
+WAIT_FOR_CLICK = 120.0  # seconds a call that needs the user's click waits for it before saying it still waits
+
+
+class Local:
+    """Answers from a runtime. `clicks`: a web server serves this runtime, so the user can click a confirm card
+    while a call waits; without one, such a call says where its card waits and returns."""
+
+    def __init__(self, runtime, *, clicks: bool = True, wait: float = WAIT_FOR_CLICK):
+        self.runtime, self.clicks, self.wait = runtime, clicks, wait
+
+    async def list_tools(self) -> list[types.Tool]:
+        return tools(self.runtime.registry)
+
+    async def call_tool(self, name: str, args: dict, client: str = "") -> types.CallToolResult:
+        """Run one operation as actor "agent" (after the user's click, if the approval policy asks), or search."""
+        if name == SEARCH_TOOL:
+            return await self.search(args)
+        op = self.runtime.registry.operations.get(name)
+        if op is None or op.internal:
+            return failure(f"There is no tool called {name[:100]!r}; tools/list shows them all.")
+        try:
+            values = op.validate(args)
+        except OperationError as error:
+            return failure(f"{error.message}. Nothing was changed.")
+        if approval.agent_needs_confirm(self.runtime.db, op):
+            return await self.ask_user(Command(op.name, values), client)
+        try:
+            outcome = await asyncio.to_thread(self.runtime.registry.execute, op.name, values, "agent")
+        except OperationError as error:
+            return failure(error.message)
+        return done([outcome])
+
+    async def ask_user(self, command: Command, client: str) -> types.CallToolResult:
+        """Put a confirm card in the chat pane and wait for the click (or say that it waits)."""
+        chat = self.runtime.chat
+        conversation_id = (await asyncio.to_thread(chat.conversations.current))["id"]
+        what = chat.agent.describe(command)
+        who = f"An outside agent ({client})" if client else "An outside agent"
+        reply = await asyncio.to_thread(chat.agent.propose, [command], conversation_id,
+                                        question=f"{who} asks to {what}. Allow it?", actor="agent")
+        if reply.proposal is None:
+            return failure(reply.text)
+        token = reply.proposal.token
+        chat.agent.decisions.setdefault(token, asyncio.get_running_loop().create_future())  # before anyone can click
+        await asyncio.to_thread(chat.post, reply, conversation_id)
+        if not self.clicks:
+            chat.agent.decisions.pop(token, None)
+            return waiting(token, what, "Theseus is not running: the card waits in its chat pane for the next "
+                                        "start (./run serve).")
+        return decided(await chat.agent.decision(token, self.wait), token, what)
+
+    async def search(self, args: dict) -> types.CallToolResult:
+        try:
+            query, kinds, limit = search_args(args)
+        except ValueError as error:
+            return failure(str(error))
+        return found(await asyncio.to_thread(self.runtime.knowledge.search, query, kinds=kinds, limit=limit))
+
+    async def list_resources(self) -> list[types.Resource]:
+        return await asyncio.to_thread(resources, self.runtime.plugins)
+
+    async def read_resource(self, uri: str) -> list:
+        return [await asyncio.to_thread(read, self.runtime.plugins, uri)]
+
+def waiting(token: str, what: str, where: str) -> types.CallToolResult:
+    text = (f"Waiting for the user's click: Theseus asks them whether to let you {what}. Nothing has changed yet; "
+            f"if they allow it, it runs as an outside agent's change. {where}")
+    return types.CallToolResult(content=[types.TextContent(text=text)],
+                                structured_content={"status": "waiting", "proposal": token, "message": text})
+
+
+def decided(decision, token: str, what: str) -> types.CallToolResult:
+    """The call's result once the user decided (or the wait ended)."""
+    if decision is None:
+        return waiting(token, what, "The card stays in the chat pane.")
+    kind, detail = decision
+    if kind == "cancelled":
+        return failure(f"The user declined to let you {what}; nothing was changed.", proposal=token)
+    if kind == "refused":
+        return failure(str(detail), proposal=token)
+    ran = [step.outcome for step in detail if step.outcome]
+    return done(ran) if ran else failure(detail[0].error if detail else "Nothing ran.", proposal=token)
+
+
+class Remote:
+    """Forwards requests to a running server's /mcp, with the data dir's token: one connection per request,
+    opened and closed in the request's own task (the SDK's client is bound to the task that opens it)."""
+
+    def __init__(self, url: str, token: str, client: str = ""):
+        self.url, self.token, self.client_name = url, token, client
+
+    @asynccontextmanager
+    async def connected(self):
+        info = types.Implementation(name=f"{self.client_name or 'agent'} via theseus mcp", version="1")
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.token}"},
+                                      timeout=httpx2.Timeout(30.0, read=WAIT_FOR_CLICK + 30.0)) as http:
+            async with Client(streamable_http_client(self.url + MCP_PATH, http_client=http),
+                              client_info=info) as client:
+                yield client
+
+    async def list_tools(self) -> list[types.Tool]:
+        async with self.connected() as client:
+            return (await client.list_tools()).tools
+
+    async def call_tool(self, name: str, args: dict, client: str = "") -> types.CallToolResult:
+        async with self.connected() as connection:
+            return await connection.call_tool(name, args)
+
+    async def list_resources(self) -> list[types.Resource]:
+        async with self.connected() as client:
+            return (await client.list_resources()).resources
+
+    async def read_resource(self, uri: str) -> list:
+        async with self.connected() as client:
+            return (await client.read_resource(uri)).contents
+
+
+class Either:
+    """`theseus mcp`: the running server of the data dir when there is one, else a runtime of its own."""
+
+    def __init__(self, config):
+        self.config = config
+        self.local: Local | None = None
+
+    async def pick(self, client: str = ""):
+        url = running_server(self.config.data_dir)
+        if url is None:
+            if self.local is None:
+                from ..runtime import Runtime  # the web server's gateway never needs one of its own
+                self.local = Local(await asyncio.to_thread(Runtime, self.config), clicks=False)
+            return self.local
+        return Remote(url, mcp_token(self.config.data_dir), client)
+
+    async def close(self) -> None:
+        if self.local is not None:
+            self.local.runtime.close()
