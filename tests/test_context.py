@@ -40,6 +40,10 @@ def test_news_enters_as_new_messages_after_what_chip_read(runtime, backend):
     after = build_context(runtime, backend, cid, location=TASKS).messages
     assert after[:len(before)] == before and len(after) == len(before) + 1  # the state did not move: no new note
     assert "Chip: Marked task 'buy oat milk' (#1) done" in after[-1]["content"]
+    run("tasks.toggle", {"id": 1}, actor="agent")  # an MCP client's change
+    catch_up(runtime, backend, cid, TASKS)
+    after = build_context(runtime, backend, cid, location=TASKS).messages
+    assert "an outside agent: Marked task 'buy oat milk' (#1) not done" in after[-1]["content"]
     catch_up(runtime, backend, cid, TASKS)
     assert build_context(runtime, backend, cid, location=TASKS).messages == after  # nothing new, nothing added
 

@@ -36,6 +36,23 @@ def test_an_older_file_migrates_and_keeps_its_rows(tmp_path):
     assert "events_by_time" in indexes
 
 
+def test_a_file_from_before_outside_agents_keeps_its_events_and_takes_agent_events(tmp_path):
+    old = Database(tmp_path / "t.db", migrate_to=9)
+    old.conn.execute("INSERT INTO events (time, actor, operation, plan, undone) VALUES ('2026-01-01', 'llm', 'x.y', "
+                     "'p1', 1)")
+    with pytest.raises(Exception):
+        old.conn.execute("INSERT INTO events (time, actor, operation) VALUES ('2026-01-02', 'agent', 'x.z')")
+    old.close()
+    db = Database(tmp_path / "t.db")
+    assert db.query("SELECT actor, operation, plan, undone FROM events") == [
+        {"actor": "llm", "operation": "x.y", "plan": "p1", "undone": 1}]
+    db.conn.execute("INSERT INTO events (time, actor, operation) VALUES ('2026-01-02', 'agent', 'x.z')")
+    with pytest.raises(Exception):
+        db.conn.execute("INSERT INTO events (time, actor, operation) VALUES ('2026-01-02', 'nobody', 'x.z')")
+    indexes = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"events_by_time", "events_by_plan"} <= indexes
+
+
 def test_a_failed_transaction_leaves_nothing(tmp_path):
     db = Database(tmp_path / "t.db")
     with pytest.raises(RuntimeError):

@@ -180,6 +180,24 @@ def test_a_destructive_call_waits_for_the_confirm_click(live_server):
     assert events(live_server.runtime)[-1]["actor"] == "agent"
 
 
+def test_the_agents_card_appears_in_an_open_tab_and_its_click_answers_the_call(live_server, open_page):
+    row = live_server.execute("tasks.insert", {"name": "old junk"}, actor="user").value
+    page = open_page("/apps/tasks")
+
+    async def work(client):
+        return await client.call_tool("tasks.delete", {"id": row["id"]})
+
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        call = pool.submit(over_http, live_server, work)
+        card = page.locator(".message.assistant", has_text="outside agent").locator(".confirm-card button.confirm")
+        card.click()  # the card came over the chat socket: no reload
+        result = call.result(timeout=60)
+    assert not result.is_error and "Deleted" in text_of(result)
+    page.locator(f"#task-{row['id']}").wait_for(state="detached")  # gone from the list, live
+    assert tasks(live_server.runtime) == [] and events(live_server.runtime)[-1]["actor"] == "agent"
+
+
 def test_a_declined_destructive_call_is_an_error_and_changes_nothing(live_server):
     row = live_server.execute("tasks.insert", {"name": "keep me"}, actor="user").value
 
@@ -270,6 +288,31 @@ def test_the_token_is_made_once_per_data_dir_and_kept_private(config):
     token = mcp_token(config.data_dir)
     assert len(token) >= 32 and mcp_token(config.data_dir) == token
     assert (config.data_dir / "mcp-token").stat().st_mode & 0o077 == 0
+
+
+# ---- the docs ----
+
+def doc_blocks(language: str) -> list[str]:
+    import re
+
+    from theseus.package_docs import doc_text
+    return re.findall(rf"```{language}\n(.*?)```", doc_text("mcp.md"), re.S)
+
+
+def test_the_python_example_in_the_docs_adds_a_task(live_server):
+    namespace: dict = {}
+    exec(doc_blocks("python")[0], namespace)
+    token = mcp_token(live_server.config.data_dir)
+    said = run_async(namespace["add_task"](live_server.url + "/mcp", token, "call mom"))
+    assert said.startswith("Added task") and tasks(live_server.runtime) == ["call mom"]
+
+
+def test_the_stdio_configuration_in_the_docs_is_a_theseus_command_line():
+    from theseus.cli import build_parser
+    server = json.loads(doc_blocks("json")[0])["mcpServers"]["theseus"]
+    assert server["command"].endswith("/.venv/bin/theseus")
+    parsed = build_parser().parse_args(server["args"])
+    assert parsed.command == "mcp" and parsed.data and not parsed.token
 
 
 # ---- stdio ----
