@@ -47,20 +47,19 @@ def config(config):
 
 
 @asynccontextmanager
-async def http_client(live_server, token: str | None = "default", **headers):
-    """The SDK's client over Streamable HTTP, with the data dir's token (or `token`)."""
-    token = mcp_token(live_server.config.data_dir) if token == "default" else token
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+async def http_client(live_server, mode: str = "auto"):
+    """The SDK's client over Streamable HTTP with the data dir's token; `mode` "legacy": the initialize handshake
+    of the revisions before 2026-07-28."""
+    headers = {"Authorization": f"Bearer {mcp_token(live_server.config.data_dir)}"}
     transport = streamable_http_client(live_server.url + "/mcp", http_client=httpx2.AsyncClient(headers=headers))
-    async with Client(transport) as client:
+    async with Client(transport, mode=mode) as client:
         yield client
 
 
-def over_http(live_server, work):
+def over_http(live_server, work, mode: str = "auto"):
     """Run `await work(client)` with an HTTP client of the live server; its result."""
     async def main():
-        async with http_client(live_server) as client:
+        async with http_client(live_server, mode) as client:
             return await work(client)
     return run_async(main())
 
@@ -105,6 +104,23 @@ def test_every_offered_operation_is_a_tool_with_its_schema_and_hints(live_server
     assert listed["tasks.insert"].annotations.destructive_hint is False
     assert listed["tasks.list"].annotations.read_only_hint is True
     assert listed["search"].annotations.read_only_hint is True
+
+
+def test_a_client_of_an_older_revision_gets_the_same_tools(live_server):
+    async def work(client):
+        names = {tool.name for tool in (await client.list_tools()).tools}
+        return client.protocol_version, names, await client.call_tool("tasks.insert", {"name": "buy oat milk"})
+
+    version, names, result = over_http(live_server, work, mode="legacy")
+    assert version == "2025-11-25" and "tasks.insert" in names
+    assert not result.is_error and tasks(live_server.runtime) == ["buy oat milk"]
+
+
+def test_mcp_offers_no_stream_to_hold_open(live_server):
+    token = mcp_token(live_server.config.data_dir)
+    response = httpx.get(live_server.url + "/mcp", headers={"Authorization": f"Bearer {token}",
+                                                           "Accept": "text/event-stream"})
+    assert response.status_code == 405
 
 
 @pytest.mark.parametrize("args, says", [

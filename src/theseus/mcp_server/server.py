@@ -3,7 +3,8 @@
 /mcp is a route of the web app: the security middleware checks its Host and
 Origin like every route's, and the endpoint wants the data dir's token as a
 bearer header before the SDK's transport sees the request. It is stateless
-(each request stands alone), so a restart under the dev loop drops no session.
+(each request stands alone, answered with JSON; GET has no stream to offer: 405),
+so a restart under the dev loop drops no session.
 `theseus mcp` serves stdio, forwarding to the running server when there is one.
 """
 
@@ -104,7 +105,8 @@ class Endpoint:
 def add_mcp_route(app, runtime) -> Endpoint:
     """Serve MCP at /mcp; the app's lifespan runs `endpoint.manager.run()`."""
     endpoint = Endpoint(runtime, app.state.access.mcp_token)
-    app.routes.append(Route(MCP_PATH, endpoint, methods=["GET", "POST", "DELETE"]))
+    app.routes.append(Route(MCP_PATH, endpoint, methods=["POST", "DELETE"]))  # no GET stream: each request stands
+    # alone, so the server never has anything to send outside an answer (and no request holds a connection open)
     return endpoint
 
 
