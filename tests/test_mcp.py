@@ -16,6 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from tests.conftest import run_async
 from tests.waits import wait_until
 from theseus.chat import approval
+from theseus.mcp_server.gateway import WAIT_FOR_CLICK
 from theseus.security import mcp_token
 
 NOTES_PLUGIN = '''
@@ -51,9 +52,9 @@ async def http_client(live_server, mode: str = "auto"):
     """The SDK's client over Streamable HTTP with the data dir's token; `mode` "legacy": the initialize handshake
     of the revisions before 2026-07-28."""
     headers = {"Authorization": f"Bearer {mcp_token(live_server.config.data_dir)}"}
-    transport = streamable_http_client(live_server.url + "/mcp", http_client=httpx2.AsyncClient(headers=headers))
-    async with Client(transport, mode=mode) as client:
-        yield client
+    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=WAIT_FOR_CLICK + 30)) as http:
+        async with Client(streamable_http_client(live_server.url + "/mcp", http_client=http), mode=mode) as client:
+            yield client
 
 
 def over_http(live_server, work, mode: str = "auto"):
@@ -228,6 +229,62 @@ def test_a_declined_destructive_call_is_an_error_and_changes_nothing(live_server
     result = over_http(live_server, work)
     assert result.is_error and "declined" in text_of(result)
     assert tasks(live_server.runtime) == ["keep me"]
+
+
+def in_process(runtime, work, **options):
+    """Run `await work(client)` with the SDK's client connected in-process to a server over this runtime."""
+    from theseus.mcp_server.gateway import Local
+    from theseus.mcp_server.server import build_server
+    gateway = Local(runtime, **options)
+
+    async def pick(client: str = ""):
+        return gateway
+
+    async def main():
+        async with Client(build_server(pick)) as client:
+            return await work(client)
+    return run_async(main())
+
+
+def test_a_call_nobody_answers_says_it_waits_and_its_card_still_works(runtime):
+    row = runtime.registry.execute("tasks.insert", {"name": "old junk"}).value
+    result = in_process(runtime, lambda c: c.call_tool("tasks.delete", {"id": row["id"]}), wait=0.01)
+    assert result.structured_content["status"] == "waiting" and not result.is_error
+    assert "Nothing has changed yet" in text_of(result) and tasks(runtime) == ["old junk"]
+    run_async(runtime.chat.confirm_proposal(result.structured_content["proposal"]))  # the user clicks later
+    assert tasks(runtime) == [] and events(runtime)[-1]["actor"] == "agent"
+
+
+def test_yes_typed_in_the_chat_is_not_a_click_on_an_agents_card(runtime):
+    row = runtime.registry.execute("tasks.insert", {"name": "old junk"}).value
+    in_process(runtime, lambda c: c.call_tool("tasks.delete", {"id": row["id"]}), clicks=False)
+    conversation_id = runtime.chat.conversations.current()["id"]
+    approval.allow_here(runtime.db, conversation_id, "tasks.delete")  # Chip may delete here without asking
+    assert runtime.chat.agent.answer("yes", conversation_id) is None
+    assert tasks(runtime) == ["old junk"]
+
+
+def test_an_agent_cannot_flood_the_chat_with_cards(runtime):
+    from theseus.mcp_server.gateway import OPEN_CARDS
+    ids = [runtime.registry.execute("tasks.insert", {"name": f"task {i}"}).value["id"] for i in range(OPEN_CARDS + 1)]
+
+    async def work(client):
+        return [await client.call_tool("tasks.delete", {"id": row_id}) for row_id in ids]
+
+    results = in_process(runtime, work, clicks=False)
+    assert all(r.structured_content["status"] == "waiting" for r in results[:OPEN_CARDS])
+    assert results[-1].is_error and "already wait" in text_of(results[-1])
+    assert len(tasks(runtime)) == OPEN_CARDS + 1
+
+
+def test_a_long_listing_is_cut_and_says_where_the_rest_is(runtime):
+    with runtime.db.transaction():
+        runtime.db.conn.executemany("INSERT INTO tasks (name, done, priority, profile_id) VALUES (?, 0, ?, ?)",
+                                    [(f"task {i}", i, runtime.profile_id) for i in range(450)])
+    result = in_process(runtime, lambda c: c.call_tool("tasks.list", {}))
+    listed = result.structured_content["results"][0]
+    assert len(listed["value"]) == 200 and "the first 200 of 450" in listed["more"]
+    assert "theseus://apps/tasks" in text_of(result)
 
 
 def test_the_user_can_let_agents_run_destructive_calls(live_server):

@@ -1,8 +1,10 @@
 """Which server serves a data dir right now, so a command of the same data dir can talk to it.
 
 A serving app writes DATA/server.json (its process id and loopback URL) when it
-starts and removes it when it stops. `running_server` trusts the file only while
-that process lives: a crashed server's record is ignored.
+starts and removes it when it stops; a second server of the same data dir leaves
+a living one's record alone. `running_server` trusts the file only while that
+process lives (a crashed server's record is ignored) and its /health says so
+(a process id reused by another program is not a server).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import json
 import os
 from pathlib import Path
 
+import httpx
+
 from .security import WILDCARDS, host_name
 
 RECORD_FILE = "server.json"
+HEALTH_SECONDS = 3.0
 
 
 def record_path(data_dir: Path) -> Path:
@@ -27,9 +32,13 @@ def local_url(config) -> str:
 
 
 def announce(config) -> None:
-    """Record this process as the data dir's server (replacing the file atomically)."""
+    """Record this process as the data dir's server (replacing the file atomically), unless another living one
+    is recorded."""
     path = record_path(config.data_dir)
-    partial = path.with_suffix(".tmp")
+    holder = read_record(path).get("pid")
+    if holder != os.getpid() and alive(holder):
+        return
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps({"pid": os.getpid(), "url": local_url(config)}), encoding="utf-8")
     os.replace(partial, path)
 
@@ -61,8 +70,16 @@ def alive(pid) -> bool:
     return True
 
 
-def running_server(data_dir: Path) -> str | None:
-    """The URL of the server of this data dir, if one runs (in another process or this one)."""
+def running_server(data_dir: Path) -> dict | None:
+    """The record ({"pid", "url"}) of the server of this data dir, if its process lives."""
     record = read_record(record_path(data_dir))
-    url = record.get("url")
-    return url if isinstance(url, str) and alive(record.get("pid")) else None
+    return record if isinstance(record.get("url"), str) and alive(record.get("pid")) else None
+
+
+def answers(record: dict) -> bool:
+    """Whether the recorded server answers its /health as that process."""
+    try:
+        response = httpx.get(f"{record['url']}/health", timeout=HEALTH_SECONDS)
+        return response.status_code == 200 and response.json().get("pid") == record["pid"]
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return False

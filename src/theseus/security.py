@@ -20,6 +20,7 @@ import ipaddress
 import os
 import secrets
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode
@@ -30,7 +31,8 @@ from starlette.requests import cookie_parser
 from .logs import PATH_LIMIT, log_safe
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-# GETs that hold one of a capped number of open connections (live sync): another site must not use up the slots.
+# Paths whose every request (not only writes) must not come from another site: the live-sync GET holds one of a
+# capped number of open connections (another site must not use up the slots); /mcp is for agents, never pages.
 STREAMS = {"/sync", "/mcp"}
 MCP_PATH = "/mcp"
 MCP_TOKEN_FILE = "mcp-token"
@@ -132,19 +134,33 @@ def mcp_token(data_dir: Path) -> str:
     """The data dir's token for MCP clients over HTTP: made at first start (readable only by its owner), then
     the same on every start."""
     path = Path(data_dir) / MCP_TOKEN_FILE
+    token = read_token(path)
+    if token:
+        return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=".mcp-token.")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+        if path.exists():  # unreadable or too short: replaced
+            os.replace(partial, path)
+        else:  # two processes starting at once: the first file made wins, and both read it
+            try:
+                os.link(partial, path)
+            except FileExistsError:
+                pass
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return read_token(path)
+
+
+def read_token(path: Path) -> str:
+    """A token file's token; '' if it is missing, unreadable or too short to be one."""
     try:
         token = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError):
-        token = ""
-    if len(token) < 32:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_urlsafe(32)
-        partial = path.with_suffix(".tmp")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(token + "\n")
-        os.replace(partial, path)
-    return token
+        return ""
+    return token if len(token) >= 32 else ""
 
 
 def bearer(headers: dict) -> str | None:

@@ -124,7 +124,7 @@ class Agent:
             offered = self.proposals.newest(conversation_id)
             last = self.runtime.db.value("SELECT MAX(id) FROM messages WHERE conversation_id = ? "
                                          "AND role = 'assistant'", (conversation_id,))
-            if offered is not None and offered.message_id == last \
+            if offered is not None and offered.message_id == last and offered.actor != "agent" \
                     and not any(self.needs_confirm(c, conversation_id) for c in offered.commands):
                 self.proposals.take(offered.token)
                 return Plan(tuple(offered.commands))
@@ -208,21 +208,19 @@ class Agent:
             target = None
         return describe(op, target, command.args)
 
-    async def decision(self, token: str, timeout: float) -> tuple[str, object] | None:
-        """Wait for the user's click on a proposal's card: ("done", steps), ("refused", why) or ("cancelled",
-        label); None if `timeout` seconds pass first (the card stays open)."""
-        future = self.decisions.setdefault(token, asyncio.get_running_loop().create_future())
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except TimeoutError:
-            return None
-        finally:
-            self.decisions.pop(token, None)
+    def expect(self, token: str) -> asyncio.Future:
+        """A future the user's click on this proposal's card settles: ("done", steps), ("refused", why) or
+        ("cancelled", label). The caller waits on it (and removes it from `decisions` when it stops waiting)."""
+        future = asyncio.get_running_loop().create_future()
+        self.decisions[token] = future
+        return future
 
     def decided(self, token: str, result: tuple[str, object]) -> None:
+        """Tell the caller waiting on this proposal what became of it (from any thread: a sync route runs in a
+        worker)."""
         future = self.decisions.pop(token, None)
-        if future is not None and not future.done():
-            future.set_result(result)
+        if future is not None:
+            future.get_loop().call_soon_threadsafe(settle, future, result)
 
     async def confirm(self, token: str, tab: str | None = None, remember: bool = False) -> tuple[Proposal, list[Step]]:
         """Run a proposal the user confirmed (as the actor that proposed it); OperationError if gone, expired,
@@ -279,6 +277,11 @@ class Agent:
             raise OperationError("This proposal is no longer open; nothing was changed.", 410)
         self.decided(token, ("cancelled", proposal.label))
         return proposal
+
+
+def settle(future: asyncio.Future, result) -> None:
+    if not future.done():
+        future.set_result(result)
 
 
 def pick_choice(choices: tuple[tuple[str, Command], ...], text: str) -> Command | None:

@@ -9,6 +9,7 @@ runtime of its own on the same file (`Either` picks, per request).
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import asynccontextmanager
 
 import httpx2
@@ -19,12 +20,14 @@ from mcp.client.streamable_http import streamable_http_client
 from ..actions import OperationError
 from ..chat import approval
 from ..chat.commands import Command
-from ..running import running_server
+from ..markup import escape_markdown
+from ..running import answers, running_server
 from ..security import MCP_PATH, mcp_token
 from .resources import read, resources
 from .tools import SEARCH_TOOL, done, failure, found, search_args, tools
 
-WAIT_FOR_CLICK = 120.0  # seconds a call that needs the user's click waits for it before saying it still waits
+WAIT_FOR_CLICK = 50.0  # seconds a call that needs the user's click waits for it (clients often give up at 60)
+OPEN_CARDS = 20  # an agent's calls that may wait for the user's click at once; more are refused
 
 
 class Local:
@@ -48,7 +51,7 @@ class Local:
             values = op.validate(args)
         except OperationError as error:
             return failure(f"{error.message}. Nothing was changed.")
-        if approval.agent_needs_confirm(self.runtime.db, op):
+        if await asyncio.to_thread(approval.agent_needs_confirm, self.runtime.db, op):
             return await self.ask_user(Command(op.name, values), client)
         try:
             outcome = await asyncio.to_thread(self.runtime.registry.execute, op.name, values, "agent")
@@ -58,22 +61,35 @@ class Local:
 
     async def ask_user(self, command: Command, client: str) -> types.CallToolResult:
         """Put a confirm card in the chat pane and wait for the click (or say that it waits)."""
-        chat = self.runtime.chat
-        conversation_id = (await asyncio.to_thread(chat.conversations.current))["id"]
-        what = chat.agent.describe(command)
-        who = f"An outside agent ({client})" if client else "An outside agent"
-        reply = await asyncio.to_thread(chat.agent.propose, [command], conversation_id,
-                                        question=f"{who} asks to {what}. Allow it?", actor="agent")
+        agent = self.runtime.chat.agent
+        if await asyncio.to_thread(open_agent_cards, self.runtime.db) >= OPEN_CARDS:
+            return failure(f"{OPEN_CARDS} of your calls already wait for the user's click; nothing was changed. "
+                           "Wait for their answer before asking for more.")
+        reply, what = await asyncio.to_thread(self.card, command, client)
         if reply.proposal is None:
             return failure(reply.text)
         token = reply.proposal.token
-        chat.agent.decisions.setdefault(token, asyncio.get_running_loop().create_future())  # before anyone can click
-        await asyncio.to_thread(chat.post, reply, conversation_id)
-        if not self.clicks:
-            chat.agent.decisions.pop(token, None)
-            return waiting(token, what, "Theseus is not running: the card waits in its chat pane for the next "
-                                        "start (./run serve).")
-        return decided(await chat.agent.decision(token, self.wait), token, what)
+        future = agent.expect(token)  # before the card is shown: a click may come at once
+        try:
+            await asyncio.to_thread(self.runtime.chat.post, reply)
+            if not self.clicks:
+                return waiting(token, what, "Theseus is not running: the card waits in its chat pane for the next "
+                                            "start (./run serve).")
+            try:
+                return decided(await asyncio.wait_for(asyncio.shield(future), self.wait), token, what)
+            except TimeoutError:
+                return decided(None, token, what)
+        finally:
+            agent.decisions.pop(token, None)
+
+    def card(self, command: Command, client: str):
+        """(the reply with the confirm card, what the command does in words), in the current conversation."""
+        agent = self.runtime.chat.agent
+        what = agent.describe(command)
+        who = f"An outside agent ({escape_markdown(client)})" if client else "An outside agent"
+        conversation_id = self.runtime.chat.conversations.current()["id"]
+        return agent.propose([command], conversation_id, question=f"{who} asks to {what}. Allow it?",
+                             actor="agent"), what
 
     async def search(self, args: dict) -> types.CallToolResult:
         try:
@@ -87,6 +103,10 @@ class Local:
 
     async def read_resource(self, uri: str) -> list:
         return [await asyncio.to_thread(read, self.runtime.plugins, uri)]
+
+def open_agent_cards(db) -> int:
+    return db.value("SELECT COUNT(*) FROM proposals WHERE actor = 'agent' AND expires >= ?", (time.time(),))
+
 
 def waiting(token: str, what: str, where: str) -> types.CallToolResult:
     text = (f"Waiting for the user's click: Theseus asks them whether to let you {what}. Nothing has changed yet; "
@@ -147,15 +167,19 @@ class Either:
     def __init__(self, config):
         self.config = config
         self.local: Local | None = None
+        self.starting = asyncio.Lock()  # requests come in concurrently: one runtime for all of them
+        self.verified: dict | None = None  # the server record whose /health answered last
 
     async def pick(self, client: str = ""):
-        url = running_server(self.config.data_dir)
-        if url is None:
+        record = await asyncio.to_thread(running_server, self.config.data_dir)
+        if record and (record == self.verified or await asyncio.to_thread(answers, record)):
+            self.verified = record
+            return Remote(record["url"], mcp_token(self.config.data_dir), client)
+        async with self.starting:
             if self.local is None:
                 from ..runtime import Runtime  # the web server's gateway never needs one of its own
                 self.local = Local(await asyncio.to_thread(Runtime, self.config), clicks=False)
-            return self.local
-        return Remote(url, mcp_token(self.config.data_dir), client)
+        return self.local
 
     async def close(self) -> None:
         if self.local is not None:

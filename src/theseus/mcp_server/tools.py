@@ -17,7 +17,8 @@ from ..actions import Operation, Outcome, Registry
 SEARCH_TOOL = "search"
 SEARCH_KINDS = ("doc", "code", "event")
 SEARCH_LIMIT = 10
-TEXT_LIMIT = 50_000  # characters of a result's text; a bigger value (a long listing) is cut, the resource has it all
+VALUE_ROWS = 200  # items of a result's value (a listing's rows) given back; the app's resource holds more
+TEXT_LIMIT = 50_000  # characters of a result's text, whatever its value
 
 
 def offered(registry: Registry) -> list[Operation]:
@@ -63,19 +64,27 @@ def plain(value):
     return json.loads(json.dumps(value, default=str, ensure_ascii=False))
 
 
+def given_back(outcome: Outcome) -> dict:
+    """One outcome as the agent gets it: a long list value (a listing) is cut to VALUE_ROWS, and says so."""
+    value, more = outcome.value, None
+    if isinstance(value, list) and len(value) > VALUE_ROWS:
+        value, more = value[:VALUE_ROWS], f"the first {VALUE_ROWS} of {len(value):,}; theseus://apps/" \
+                                         f"{outcome.operation.partition('.')[0]} holds up to 1,000"
+    return {"operation": outcome.operation, "message": outcome.message, "event_id": outcome.event_id,
+            "value": plain(value)} | ({"more": more} if more else {})
+
+
 def done(outcomes: list[Outcome]) -> types.CallToolResult:
     """What ran: each operation's message (and value, e.g. a listing's rows) and its event in the action log."""
-    lines = []
-    for outcome in outcomes:
-        value = "" if outcome.value is None else "\n" + json.dumps(plain(outcome.value), ensure_ascii=False)
-        lines.append(f"{outcome.message.rstrip('.')}. (event #{outcome.event_id}){value}")
+    results = [given_back(outcome) for outcome in outcomes]
+    lines = [f"{r['message'].rstrip('.')}. (event #{r['event_id']})"
+             + ("" if r["value"] is None else "\n" + json.dumps(r["value"], ensure_ascii=False))
+             + (f"\n({r['more']})" if "more" in r else "") for r in results]
     text = "\n".join(lines)
     if len(text) > TEXT_LIMIT:
-        text = text[:TEXT_LIMIT] + "\n… (cut; read the app's resource, theseus://apps/NAME, for all of it)"
-    structured = {"status": "done", "results": [{"operation": o.operation, "message": o.message,
-                                                 "event_id": o.event_id, "value": plain(o.value)}
-                                                for o in outcomes]}
-    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=structured)
+        text = text[:TEXT_LIMIT] + "\n… (cut: the structured result has all of it)"
+    return types.CallToolResult(content=[types.TextContent(text=text)],
+                                structured_content={"status": "done", "results": results})
 
 
 def search_args(args: dict) -> tuple[str, tuple[str, ...], int]:
