@@ -8,7 +8,8 @@ listens on its live-sync stream, so every change is also broadcast. The three
 ways in are timed in turn, round by round, from this process over loopback:
 - POST /ops/tasks.toggle, as the HTMX page sends it (the baseline);
 - the MCP tool call through the official SDK's client (what an agent pays);
-- the same tools/call as one plain HTTP POST of its JSON-RPC message (the server's share).
+- the same tools/call as one plain HTTP POST of its JSON-RPC message (the server's share);
+- the tool call through `theseus mcp` (stdio, as a desktop client starts it), which forwards it to the server.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import httpx  # noqa: E402
 import httpx2  # noqa: E402
 from mcp import Client  # noqa: E402
+from mcp.client.stdio import StdioServerParameters  # noqa: E402
 from mcp.client.streamable_http import streamable_http_client  # noqa: E402
 
 from theseus.config import Config  # noqa: E402
@@ -99,7 +101,7 @@ async def run(tasks: int, rounds: int) -> None:
         threading.Thread(target=listen, args=(url, received), daemon=True).start()
         token = mcp_token(data_dir)
         try:
-            results = await measure(url, token, tasks, rounds)
+            results = await measure(url, token, tasks, rounds, data_dir)
         finally:
             server.terminate()
             server.wait(10)
@@ -107,13 +109,17 @@ async def run(tasks: int, rounds: int) -> None:
     print(f"live-sync messages delivered to the other tab: {len(received)}")
 
 
-async def measure(url: str, token: str, tasks: int, rounds: int) -> dict[str, list[float]]:
-    names = ["POST /ops/tasks.toggle (baseline)", "MCP tools/call, SDK client", "MCP tools/call, one HTTP POST"]
+async def measure(url: str, token: str, tasks: int, rounds: int, data_dir: Path) -> dict[str, list[float]]:
+    names = ["POST /ops/tasks.toggle (baseline)", "MCP tools/call, SDK client", "MCP tools/call, one HTTP POST",
+             "stdio theseus mcp, forwarded"]
     results: dict[str, list[float]] = {name: [] for name in names}
     auth = {"Authorization": f"Bearer {token}"}
     raw_headers = {**auth, "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
+    desktop = StdioServerParameters(command=sys.executable, args=["-m", "theseus", "mcp", "--data", str(data_dir)],
+                                    env={**os.environ, "THESEUS_LLM": NO_MODEL})
     async with httpx.AsyncClient(base_url=url) as web, \
-            Client(streamable_http_client(url + "/mcp", http_client=httpx2.AsyncClient(headers=auth))) as agent:
+            Client(streamable_http_client(url + "/mcp", http_client=httpx2.AsyncClient(headers=auth))) as agent, \
+            Client(desktop) as stdio:
         for i in range(rounds + 20):  # the first 20 rounds warm up and are not kept
             row = str(1 + (i * 53) % tasks)
             started = time.perf_counter()
@@ -130,8 +136,12 @@ async def measure(url: str, token: str, tasks: int, rounds: int) -> dict[str, li
             response = await web.post("/mcp", json=message, headers=raw_headers)
             raw = (time.perf_counter() - started) * 1000
             assert response.status_code == 200 and '"isError":false' in response.text, response.text[:200]
+            started = time.perf_counter()
+            result = await stdio.call_tool("tasks.toggle", {"id": int(row)})
+            forwarded = (time.perf_counter() - started) * 1000
+            assert not result.is_error, result
             if i >= 20:
-                for name, sample in zip(names, (ops, sdk, raw)):
+                for name, sample in zip(names, (ops, sdk, raw, forwarded)):
                     results[name].append(sample)
     return results
 

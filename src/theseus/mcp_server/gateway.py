@@ -16,6 +16,7 @@ import httpx2
 import mcp_types as types
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp_types.version import LATEST_MODERN_VERSION
 
 from ..actions import OperationError
 from ..chat import approval
@@ -129,20 +130,19 @@ def decided(decision, token: str, what: str) -> types.CallToolResult:
 
 
 class Remote:
-    """Forwards requests to a running server's /mcp, with the data dir's token: one connection per request,
-    opened and closed in the request's own task (the SDK's client is bound to the task that opens it)."""
+    """Forwards requests to a running server's /mcp. The HTTP connections are shared; the SDK's client is made per
+    request, in the request's own task (it is bound to the task that opens it), and speaks the server's own
+    revision at once (no probe)."""
 
-    def __init__(self, url: str, token: str, client: str = ""):
-        self.url, self.token, self.client_name = url, token, client
+    def __init__(self, url: str, http: httpx2.AsyncClient, client: str = ""):
+        self.url, self.http, self.client_name = url, http, client
 
     @asynccontextmanager
     async def connected(self):
         info = types.Implementation(name=f"{self.client_name or 'agent'} via theseus mcp", version="1")
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {self.token}"},
-                                      timeout=httpx2.Timeout(30.0, read=WAIT_FOR_CLICK + 30.0)) as http:
-            async with Client(streamable_http_client(self.url + MCP_PATH, http_client=http),
-                              client_info=info) as client:
-                yield client
+        transport = streamable_http_client(self.url + MCP_PATH, http_client=self.http)
+        async with Client(transport, client_info=info, mode=LATEST_MODERN_VERSION) as client:
+            yield client
 
     async def list_tools(self) -> list[types.Tool]:
         async with self.connected() as client:
@@ -169,12 +169,16 @@ class Either:
         self.local: Local | None = None
         self.starting = asyncio.Lock()  # requests come in concurrently: one runtime for all of them
         self.verified: dict | None = None  # the server record whose /health answered last
+        self.http: httpx2.AsyncClient | None = None  # connections to the server, kept between requests
 
     async def pick(self, client: str = ""):
         record = await asyncio.to_thread(running_server, self.config.data_dir)
         if record and (record == self.verified or await asyncio.to_thread(answers, record)):
             self.verified = record
-            return Remote(record["url"], mcp_token(self.config.data_dir), client)
+            if self.http is None:
+                self.http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {mcp_token(self.config.data_dir)}"},
+                                               timeout=httpx2.Timeout(30.0, read=WAIT_FOR_CLICK + 30.0))
+            return Remote(record["url"], self.http, client)
         async with self.starting:
             if self.local is None:
                 from ..runtime import Runtime  # the web server's gateway never needs one of its own
@@ -182,5 +186,7 @@ class Either:
         return self.local
 
     async def close(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
         if self.local is not None:
             self.local.runtime.close()
