@@ -56,9 +56,11 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
         status_follower = follow_status(runtime)
         async with app.state.mcp.manager.run():
             announce(config)  # `theseus mcp` of this data dir forwards here
+            verifying = asyncio.create_task(runtime.changes.verify_pending(app))  # a code change that restarted us
             try:
                 yield
             finally:
+                verifying.cancel()
                 withdraw(config)
         for task in (warming, *runtime.chat.tasks):
             task.cancel()

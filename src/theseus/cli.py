@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--token", action="store_true", help="print the data dir's token for MCP clients over HTTP "
                                                           "(Authorization: Bearer TOKEN on /mcp) and exit")
     mcp.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
+    change = commands.add_parser("change", help="apply, list or revert a code change (checked, restarted, verified, "
+                                                "rolled back if it breaks the app)")
+    change.add_argument("action", choices=["apply", "list", "revert", "verify"],
+                        help="apply FILE [PATH] | list | revert ID (verify: start the app on the files as they are "
+                             "and verify a change waiting for it; apply runs it when no server runs)")
+    change.add_argument("what", nargs="*", help="apply: FILE (a unified diff, or a whole file with PATH, where it "
+                                                "goes: apps/..., workflows/..., src/theseus/..., docs/...); revert: ID")
+    change.add_argument("--data", help="data directory (default ./data or THESEUS_DATA)")
     models = commands.add_parser("models", help="show the LLM backend, its model and whether it is ready")
     models.add_argument("--setup", action="store_true",
                         help="assemble and verify the default embedded model now (once; later runs are instant)")
@@ -90,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(chat_command(config, args.message, args.conversation))
     if args.command == "mcp":
         return mcp_command(config, token=args.token)
+    if args.command == "change":
+        return run_change(parser, config, args.action, args.what)
     if args.command == "eval" and args.kind == "retrieval":
         from .knowledge.commands import eval_retrieval_command
         return eval_retrieval_command(config, args.file)
@@ -165,6 +175,19 @@ async def chat_command(config: Config, message: str, conversation_id: int | None
     finally:
         await runtime.backend.close()
         runtime.close()
+
+
+def run_change(parser: argparse.ArgumentParser, config: Config, action: str, what: list[str]) -> int:
+    """`theseus change ...` after its arguments are checked."""
+    from .changes.commands import change_command
+
+    if action == "apply" and len(what) in (1, 2):
+        return change_command(config, "apply", file=Path(what[0]), path=what[1] if len(what) == 2 else "")
+    if action == "revert" and len(what) == 1 and what[0].lstrip("#").isdigit():
+        return change_command(config, "revert", number=int(what[0].lstrip("#")))
+    if action in ("list", "verify") and not what:
+        return change_command(config, action)
+    parser.error("usage: theseus change apply FILE [PATH] | theseus change list | theseus change revert ID")
 
 
 def mcp_command(config: Config, *, token: bool) -> int:

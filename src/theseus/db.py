@@ -163,12 +163,28 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX events_by_time ON events (time);
         CREATE INDEX events_by_plan ON events (plan) WHERE plan IS NOT NULL;
     """),
+    (11, "code changes: each file before and after, and how the change went (check, restart, verify)", """
+        CREATE TABLE code_changes (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            title TEXT NOT NULL,
+            files TEXT NOT NULL CHECK (json_valid(files)),
+            status TEXT NOT NULL CHECK (status IN ('restarting', 'applied', 'failed', 'reverted')),
+            error TEXT NOT NULL DEFAULT '',
+            plugins TEXT NOT NULL DEFAULT '[]',
+            broken TEXT NOT NULL DEFAULT '[]',
+            reverts INTEGER REFERENCES code_changes(id),
+            event_id INTEGER,
+            updated TEXT NOT NULL
+        );
+    """),
 ]
 
 
 CORE_TABLES = frozenset({"store", "events", "conversations", "messages", "pipelines", "knowledge_files", "chunks",
                          "chunks_fts", "chunk_vectors", "transcript", "migrations", "plugin_migrations",
-                         "proposals"})
+                         "proposals", "code_changes"})
 # ^ the tables the migrations above make (a plugin may not declare one of these names)
 
 

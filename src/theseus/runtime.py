@@ -8,6 +8,7 @@ from __future__ import annotations
 from loguru import logger
 
 from .actions import Registry
+from .changes.service import CodeChanges
 from .chat.service import Chat
 from .config import Config
 from .db import CORE_TABLES, Database
@@ -40,6 +41,8 @@ class Runtime:
         self.knowledge.index.busy = lambda: self.chat.streaming  # background indexing yields the cores to a turn
         self.chat.conversations.current()  # the first conversation exists before any page view: a GET writes nothing
         self.dev_status = None  # the dev loop's StatusFile when the server runs under `serve --watch`
+        self.restart = None  # set by `serve` (not under the dev loop): restart the server on the code on disk
+        self.changes = CodeChanges(self)
 
     def load_plugins(self) -> None:
         """Discover built-in and user plugins; register their operations; keep the broken apart."""

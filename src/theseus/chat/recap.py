@@ -17,12 +17,15 @@ RECAP_EVENTS = 8  # events one answer lists
 ABOUT_CHIP = re.compile(r"\b(you|chip)\b", re.IGNORECASE)
 ABOUT_USER = re.compile(r"\b(i|me|my|myself)\b", re.IGNORECASE)
 TODAY = re.compile(r"\btoday\b", re.IGNORECASE)
+ABOUT_CODE = re.compile(r"\b(code|source|plugins?)\b", re.IGNORECASE)
+CHANGED_CODE = "json_extract(args, '$.files') IS NOT NULL"  # a code change's event holds each file before and after
 
 
 def recap(db, request: str) -> str:
     """The newest changes the question asks about (by Chip, by the user, today), newest first, with times."""
     actors = wanted_actors(request)
-    where = ["changes != '[]'", f"actor IN ({', '.join('?' * len(actors))})"]
+    changed = CHANGED_CODE if ABOUT_CODE.search(request) else f"(changes != '[]' OR {CHANGED_CODE})"
+    where = [changed, f"actor IN ({', '.join('?' * len(actors))})"]
     params: list = list(actors)
     if TODAY.search(request):
         where.append("time >= ?")

@@ -1,0 +1,245 @@
+"""A change's life: prepare (read a diff or a whole file), check, write, restart, verify in the new process, or roll
+back; revert. Each change is a `code_changes` row; an applied one is also an event in the action log.
+
+The row survives the restart: the old process writes the files and marks the
+change "restarting"; the new process (`verify_pending`, at start) checks its
+health and marks it applied, or puts the old files back, marks it failed with
+the problem, and restarts on the old code. If the new code cannot even start,
+`serve` rolls back the same way (`roll_back_pending`) before it gives up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from ..actions import NotFound
+from ..db import Database, utc_now
+from ..devloop import Problem
+from ..events import append_event
+from ..logs import log_safe
+from .checks import health_problems, problems_before_writing
+from .diffs import Edit, apply as apply_patch, is_diff, parse
+from .files import ChangeError, target
+
+RESTART_SECONDS = 60.0  # how long the old process waits to be replaced before it rolls the change back itself
+LIST_LIMIT = 50
+
+
+@dataclass
+class Change:
+    """One code change as recorded."""
+
+    id: int
+    time: str
+    actor: str
+    title: str
+    edits: list[Edit]
+    status: str
+    error: str = ""
+    plugins: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+    reverts: int | None = None
+    event_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Change":
+        edits = [Edit(f["path"], f["before"], f["after"]) for f in json.loads(row["files"])]
+        return cls(row["id"], row["time"], row["actor"], row["title"], edits, row["status"], row["error"],
+                   json.loads(row["plugins"]), json.loads(row["broken"]), row["reverts"], row["event_id"])
+
+    def summary(self) -> str:
+        """'apps/notes.py (+2 −1)', for each file."""
+        return ", ".join(f"{e.name} (+{e.counts()[0]} −{e.counts()[1]})" for e in self.edits)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "time": self.time, "actor": self.actor, "title": self.title, "status": self.status,
+                "error": self.error, "reverts": self.reverts, "event_id": self.event_id,
+                "files": [e.to_json() for e in self.edits]}
+
+
+def prepare(config, text: str, path: str = "") -> list[Edit]:
+    """The edits a change makes: `text` is a unified diff, or (with `path`) a whole file's new text. ChangeError
+    if a path may not be written, a hunk does not apply, or nothing would change."""
+    if path:
+        where = target(config, path)
+        edits = [Edit(where.name, where.read(), text)]
+    elif is_diff(text):
+        edits = []
+        for patch in parse(text):
+            where = target(config, patch.new if patch.new != "/dev/null" else patch.old)
+            edits.append(Edit(where.name, where.read(), apply_patch(patch, where.read(), where.name)))
+    else:
+        raise ChangeError("Paste a unified diff (--- a/PATH, +++ b/PATH, @@ hunks), or a whole file with the path "
+                          "it goes to.")
+    edits = [e for e in edits if e.before != e.after]
+    if not edits:
+        raise ChangeError("Nothing would change: the files already read like this.")
+    return edits
+
+
+def write(config, edits: list[Edit], *, undo: bool = False) -> None:
+    """Write each file's new text (its old one with `undo`), each atomically; a file that is None is removed."""
+    for edit in edits:
+        path = target(config, edit.name).path
+        text = edit.before if undo else edit.after
+        if text is None:
+            path.unlink(missing_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+        os.replace(partial, path)
+
+
+class CodeChanges:
+    """The changes of one runtime; `runtime.restart` (set by `serve`) restarts the server on the new code."""
+
+    def __init__(self, runtime):
+        self.runtime, self.db, self.config = runtime, runtime.db, runtime.config
+        self.guards: set[asyncio.Task] = set()
+
+    # ---- records ----
+    def get(self, change_id: int) -> Change:
+        rows = self.db.query("SELECT * FROM code_changes WHERE id = ?", (change_id,))
+        if not rows:
+            raise NotFound(f"There is no code change #{change_id}.")
+        return Change.from_row(rows[0])
+
+    def recent(self, limit: int = LIST_LIMIT) -> list[Change]:
+        return [Change.from_row(r) for r in self.db.query("SELECT * FROM code_changes ORDER BY id DESC LIMIT ?",
+                                                          (limit,))]
+
+    def record(self, edits: list[Edit], actor: str, title: str, status: str, error: str = "",
+               reverts: int | None = None) -> Change:
+        plugins = sorted(self.runtime.plugins)
+        broken = sorted(b.source for b in self.runtime.broken)
+        with self.db.transaction():
+            row = self.db.table("code_changes").insert({
+                "time": utc_now(), "actor": actor, "title": title or default_title(edits),
+                "files": json.dumps([e.to_json() for e in edits], ensure_ascii=False), "status": status,
+                "error": error, "plugins": json.dumps(plugins), "broken": json.dumps(broken), "reverts": reverts,
+                "updated": utc_now()})
+        return Change.from_row(row)
+
+    def set_status(self, change: Change, status: str, error: str = "") -> None:
+        with self.db.transaction():
+            self.db.conn.execute("UPDATE code_changes SET status = ?, error = ?, updated = ? WHERE id = ?",
+                                 (status, error, utc_now(), change.id))
+
+    # ---- apply ----
+    async def apply(self, edits: list[Edit], *, actor: str = "user", title: str = "",
+                    reverts: int | None = None) -> Change:
+        """Check, write and restart (a change of docs only needs no restart: it is applied at once). ChangeError if
+        a check fails (recorded as failed) or this server cannot restart itself (nothing recorded)."""
+        problems = await asyncio.to_thread(problems_before_writing, edits)
+        if problems:
+            change = await asyncio.to_thread(self.record, edits, actor, title, "failed", str(problems[0]), reverts)
+            raise ChangeError(f"Not applied (change #{change.id}): {problems[0]}")
+        restarts = any(e.name.endswith(".py") for e in edits)
+        if restarts and self.runtime.restart is None and self.runtime.dev_status is None:
+            raise ChangeError("This server cannot restart itself (it was not started by `theseus serve`); "
+                              "nothing was written.")
+        change = await asyncio.to_thread(self.record, edits, actor, title, "restarting" if restarts else "applied",
+                                         "", reverts)
+        await asyncio.to_thread(write, self.config, edits)
+        logger.info(f"changes: #{change.id} written ({change.summary()})"
+                    + ("; restarting to verify it" if restarts else ""))
+        if not restarts:
+            await asyncio.to_thread(self.applied, change)
+        elif self.runtime.restart is not None:
+            self.runtime.restart()
+        else:  # the dev loop restarts the server when it sees the files; if it does not, roll back here
+            guard = asyncio.create_task(self.guard(change))
+            self.guards.add(guard)
+            guard.add_done_callback(self.guards.discard)
+        return self.get(change.id)
+
+    async def guard(self, change: Change) -> None:
+        await asyncio.sleep(RESTART_SECONDS)
+        if self.get(change.id).status == "restarting":
+            await asyncio.to_thread(self.roll_back, change, Problem("theseus", None, "the server did not restart "
+                                                                     f"within {RESTART_SECONDS:.0f} s"))
+
+    def applied(self, change: Change) -> None:
+        """Mark it applied and log it (with every file before and after); a revert marks what it reverted."""
+        summary = f"{'Reverted' if change.reverts else 'Applied'} code change #{change.reverts or change.id} " \
+                  f"“{change.title}”: {change.summary()}"
+        with self.db.transaction():
+            event_id = append_event(self.db, actor=change.actor,
+                                    operation="changes.revert" if change.reverts else "changes.apply",
+                                    args={"change": change.id, "title": change.title,
+                                          "files": [e.to_json() for e in change.edits]}, summary=summary)
+            self.db.conn.execute("UPDATE code_changes SET status = 'applied', error = '', event_id = ?, updated = ? "
+                                 "WHERE id = ?", (event_id, utc_now(), change.id))
+            if change.reverts:
+                self.db.conn.execute("UPDATE code_changes SET status = 'reverted', updated = ? WHERE id = ?",
+                                     (utc_now(), change.reverts))
+        logger.info(f"changes: {log_safe(summary, 300)}")
+
+    def roll_back(self, change: Change, problem: Problem) -> None:
+        """Put the old files back and mark the change failed; the caller restarts on them."""
+        write(self.config, change.edits, undo=True)
+        self.set_status(change, "failed", str(problem))
+        logger.error(f"changes: #{change.id} rolled back: {log_safe(str(problem), 500)}")
+
+    async def verify_pending(self, app) -> None:
+        """In a new process: a change that restarted it is applied if the app is healthy, else rolled back (and
+        the server restarts on the old files)."""
+        pending = [c for c in self.recent(5) if c.status == "restarting"]
+        for change in pending:
+            try:
+                problems = await health_problems(app, change.plugins, change.broken)
+            except Exception as error:  # the check itself failed: the new code is not trusted
+                logger.opt(exception=error).error(f"changes: #{change.id}: the health check failed")
+                problems = [Problem("theseus", None, f"the health check failed: {type(error).__name__}: {error}")]
+            if not problems:
+                await asyncio.to_thread(self.applied, change)
+                continue
+            await asyncio.to_thread(self.roll_back, change, problems[0])
+            if self.runtime.restart is not None:
+                self.runtime.restart()
+            return
+
+    # ---- revert ----
+    async def revert(self, change_id: int, actor: str = "user") -> Change:
+        """Put an applied change's files back through the same check, restart and verify; ChangeError if it is not
+        applied or its files changed since."""
+        change = await asyncio.to_thread(self.get, change_id)
+        if change.status != "applied":
+            raise ChangeError(f"Change #{change_id} is {change.status}, not applied; there is nothing to revert.")
+        edits = []
+        for edit in change.edits:
+            now = await asyncio.to_thread(target(self.config, edit.name).read)
+            if now != edit.after:
+                raise ChangeError(f"{edit.name} changed since change #{change_id}; revert the later change first.")
+            edits.append(Edit(edit.name, now, edit.before))
+        return await self.apply(edits, actor=actor, title=f"revert #{change_id}: {change.title}", reverts=change_id)
+
+
+def default_title(edits: list[Edit]) -> str:
+    return ("new " if all(e.before is None for e in edits) else "edit ") + ", ".join(e.name for e in edits)
+
+
+def roll_back_pending(config, error: BaseException) -> bool:
+    """When the new code cannot start at all: put the old files of every change that restarted the server back and
+    mark it failed; whether there was one."""
+    db = Database(config.db_path)
+    try:
+        rows = db.query("SELECT * FROM code_changes WHERE status = 'restarting'")
+        for row in rows:
+            change = Change.from_row(row)
+            write(config, change.edits, undo=True)
+            with db.transaction():
+                db.conn.execute("UPDATE code_changes SET status = 'failed', error = ?, updated = ? WHERE id = ?",
+                                (f"the server did not start: {type(error).__name__}: {error}"[:1000], utc_now(),
+                                 change.id))
+        return bool(rows)
+    finally:
+        db.close()
