@@ -26,6 +26,7 @@ from .db import Database
 from .devloop import banner, follow_status
 from .events import Subscription, TooManyStreams
 from .frontend import STATIC_DIR, missing_vendor_files, vendor_path
+from .changes.routes import add_change_routes
 from .chat.approval import add_approval_routes
 from .knowledge.routes import add_knowledge_routes
 from .knowledge.viewer import source_url
@@ -87,6 +88,7 @@ def create_app(config: Config, runtime: Runtime | None = None) -> FastHTML:
     add_chat_page_route(app, runtime)  # after the chat routes: /chat/status and /chat/list are not ids
     add_knowledge_routes(app, runtime)
     add_approval_routes(app, runtime)
+    add_change_routes(app, runtime)
     app.state.mcp = add_mcp_route(app, runtime)
     for op in runtime.registry.operations.values():
         if not op.internal:

@@ -170,7 +170,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             actor TEXT NOT NULL,
             title TEXT NOT NULL,
             files TEXT NOT NULL CHECK (json_valid(files)),
-            status TEXT NOT NULL CHECK (status IN ('restarting', 'applied', 'failed', 'reverted')),
+            status TEXT NOT NULL CHECK (status IN ('proposed', 'restarting', 'applied', 'failed', 'reverted')),
             error TEXT NOT NULL DEFAULT '',
             plugins TEXT NOT NULL DEFAULT '[]',
             broken TEXT NOT NULL DEFAULT '[]',

@@ -118,15 +118,19 @@ class CodeChanges:
 
     def record(self, edits: list[Edit], actor: str, title: str, status: str, error: str = "",
                reverts: int | None = None) -> Change:
-        plugins = sorted(self.runtime.plugins)
-        broken = sorted(b.source for b in self.runtime.broken)
         with self.db.transaction():
             row = self.db.table("code_changes").insert({
                 "time": utc_now(), "actor": actor, "title": title or default_title(edits),
                 "files": json.dumps([e.to_json() for e in edits], ensure_ascii=False), "status": status,
-                "error": error, "plugins": json.dumps(plugins), "broken": json.dumps(broken), "reverts": reverts,
-                "updated": utc_now()})
+                "error": error, "reverts": reverts, "updated": utc_now()})
         return Change.from_row(row)
+
+    def start(self, change: Change, status: str) -> None:
+        """Mark it under way, with the plugins loaded now (each must still load after the restart)."""
+        change.plugins, change.broken = sorted(self.runtime.plugins), sorted(b.source for b in self.runtime.broken)
+        with self.db.transaction():
+            self.db.conn.execute("UPDATE code_changes SET status = ?, plugins = ?, broken = ?, updated = ? WHERE id = ?",
+                                 (status, json.dumps(change.plugins), json.dumps(change.broken), utc_now(), change.id))
 
     def set_status(self, change: Change, status: str, error: str = "") -> None:
         with self.db.transaction():
@@ -134,21 +138,40 @@ class CodeChanges:
                                  (status, error, utc_now(), change.id))
 
     # ---- apply ----
+    def propose(self, edits: list[Edit], actor: str = "llm", title: str = "") -> Change:
+        """Record a change to apply on the user's click (Chip's); nothing is written."""
+        return self.record(edits, actor, title, "proposed")
+
     async def apply(self, edits: list[Edit], *, actor: str = "user", title: str = "",
                     reverts: int | None = None) -> Change:
-        """Check, write and restart (a change of docs only needs no restart: it is applied at once). ChangeError if
-        a check fails (recorded as failed) or this server cannot restart itself (nothing recorded)."""
-        problems = await asyncio.to_thread(problems_before_writing, edits)
+        """Record a change and carry it out (see `carry_out`)."""
+        change = await asyncio.to_thread(self.record, edits, actor, title, "proposed", "", reverts)
+        return await self.carry_out(change)
+
+    async def apply_proposed(self, change_id: int) -> Change:
+        """Carry out a proposed change, if its files are still as they were when it was proposed."""
+        change = await asyncio.to_thread(self.get, change_id)
+        if change.status != "proposed":
+            raise ChangeError(f"Change #{change_id} is {change.status}; only a proposed change can be applied.")
+        for edit in change.edits:
+            if await asyncio.to_thread(target(self.config, edit.name).read) != edit.before:
+                await asyncio.to_thread(self.set_status, change, "failed", f"{edit.name} changed since it was proposed")
+                raise ChangeError(f"{edit.name} changed since change #{change_id} was proposed; nothing was written.")
+        return await self.carry_out(change)
+
+    async def carry_out(self, change: Change) -> Change:
+        """Check, write and restart (a change of docs only needs no restart: it is applied at once). ChangeError if a
+        check fails or this server cannot restart itself (the change is marked failed; nothing was written)."""
+        problems = await asyncio.to_thread(problems_before_writing, change.edits)
+        restarts = any(e.name.endswith(".py") for e in change.edits)
+        if not problems and restarts and self.runtime.restart is None and self.runtime.dev_status is None:
+            problems = [Problem("theseus", None, "this server cannot restart itself (it was not started by "
+                                                 "`theseus serve`)")]
         if problems:
-            change = await asyncio.to_thread(self.record, edits, actor, title, "failed", str(problems[0]), reverts)
-            raise ChangeError(f"Not applied (change #{change.id}): {problems[0]}")
-        restarts = any(e.name.endswith(".py") for e in edits)
-        if restarts and self.runtime.restart is None and self.runtime.dev_status is None:
-            raise ChangeError("This server cannot restart itself (it was not started by `theseus serve`); "
-                              "nothing was written.")
-        change = await asyncio.to_thread(self.record, edits, actor, title, "restarting" if restarts else "applied",
-                                         "", reverts)
-        await asyncio.to_thread(write, self.config, edits)
+            await asyncio.to_thread(self.set_status, change, "failed", str(problems[0]))
+            raise ChangeError(f"Not applied (change #{change.id}): {problems[0]}; nothing was written.")
+        await asyncio.to_thread(self.start, change, "restarting" if restarts else "applied")
+        await asyncio.to_thread(write, self.config, change.edits)
         logger.info(f"changes: #{change.id} written ({change.summary()})"
                     + ("; restarting to verify it" if restarts else ""))
         if not restarts:

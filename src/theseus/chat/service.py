@@ -19,6 +19,7 @@ from fasthtml.common import to_xml
 from loguru import logger
 
 from ..actions import OperationError
+from ..changes.proposer import asks_code_change, propose
 from ..db import storage_problem
 from ..events import Broadcaster, Message
 from ..knowledge.recall import store_sources
@@ -180,6 +181,10 @@ class Chat:
         answered = self.agent.answer(rest, conversation_id) if mode != "chat" else None
         if answered is not None:  # a reply to Chip's question ("the second one"), or yes to its card
             return await self.agent.act(answered, conversation_id)
+        if mode != "chat" and asks_code_change(rest):  # "make the greeting step say Hi": a change to its own code
+            await self.until_stopped(self.ensure_ready(key))
+            self.reading(key, "Reading the code")(0.0)
+            return await self.until_stopped(self.code_change(rest))
         await self.until_stopped(self.ensure_ready(key))
         recent = recent_turns(self.conversations.messages(conversation_id))
         progress = self.reading(key, "Working out what you mean")
@@ -189,6 +194,17 @@ class Chat:
         if plan.is_none:
             return Reply(await asyncio.to_thread(recap, self.runtime.db, rest)) if plan.talk == LOG else None
         return await self.agent.act(plan, conversation_id)
+
+    async def code_change(self, request: str) -> Reply:
+        """Chip's proposal for a change to its code: the diff, and a card to apply it (nothing is written before)."""
+        definition, edit, reason = await propose(self.runtime, self.backend, request)
+        if edit is None:
+            return Reply(reason)
+        change = await asyncio.to_thread(self.runtime.changes.propose, [edit], "llm", request[:80])
+        added, removed = edit.counts()
+        return Reply(f"Here is a change to `{definition.cite}` ({definition.name}, +{added} −{removed}). Nothing is "
+                     f"written until you click Apply; then Theseus checks it, restarts on it and goes back if it "
+                     f"breaks anything.\n\n```diff\n{edit.diff}```", {"kind": "code", "change": change.id})
 
     def reading(self, key: str, what: str):
         """A progress callback that shows, in the reply's place, how far the model got reading a long prompt."""

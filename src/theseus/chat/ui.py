@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fasthtml.common import (A, Article, Aside, Button, Details, Div, Footer, Form, Header, Input, Li, NotStr, P,
                              Progress, Small, Span, Strong, Summary, Textarea, Ul, to_xml)
 
+from ..changes.ui import LazyCodeCard
 from ..knowledge.recall import stored_sources
 from ..knowledge.viewer import source_url
 from ..location import LOCATION_ID, NOWHERE, Location
@@ -123,6 +124,8 @@ def StoredCard(message: dict):
         return ""
     if card["kind"] == "proposal":
         return ConfirmCard(card["token"], card["label"], card.get("lines", []), card.get("remember", False))
+    if card["kind"] == "code" and isinstance(card.get("change"), int):
+        return LazyCodeCard(card["change"])
     changed = sum(1 for step in card.get("steps", []) if step.get("ok")) or 1
     undo = UndoCard(card["undo"], changed) if card.get("undo") and not card.get("undone") else ""
     if card.get("note"):
