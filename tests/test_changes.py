@@ -298,3 +298,13 @@ def test_a_proposed_change_is_applied_by_its_click_as_chips_change(served, tmp_p
     assert "Hi from the greeter" in served.page("greeter")
     [event] = served.rows("SELECT actor FROM events WHERE operation = 'changes.apply'")
     assert event["actor"] == "llm"
+
+
+def test_a_server_that_cannot_restart_itself_applies_nothing(client, config, tmp_path):
+    response = client.post("/changes/apply", json={"text": "# a note\n", "path": "docs/note.md"})
+    assert response.status_code == 400 and "cannot restart itself" in response.json()["error"]
+    response = client.post("/changes/apply", data={"text": "x = 1\n", "path": "apps/x.py"},
+                           headers={"HX-Request": "true"})
+    assert response.status_code == 400 and 'id="toast"' in response.text
+    assert not (config.user_apps_dir / "x.py").exists()
+    assert client.get("/changes/1.json").json()["status"] == "failed"

@@ -61,7 +61,7 @@ def user_apps(config):
 
 def test_user_plugins_load_like_built_ins_and_broken_ones_are_listed(user_apps, config):
     runtime = Runtime(config, ScriptedBackend())
-    assert list(runtime.plugins) == ["tasks", "profiles", "history", "notes", "hello", "madlibs", "longjob",
+    assert list(runtime.plugins) == ["tasks", "profiles", "history", "changes", "notes", "hello", "madlibs", "longjob",
                                     "linkgraph"]
     assert "notes.insert" in runtime.registry.operations and "notes.sort" in runtime.registry.operations
     broken = {b.name: b.error for b in runtime.broken}
