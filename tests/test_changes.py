@@ -272,11 +272,20 @@ def test_chip_proposes_a_rewrite_of_one_definition_as_a_diff_and_writes_nothing(
     assert f'hx-post="/changes/{change.id}/apply"' in card
 
 
-def test_a_rewrite_that_does_not_parse_is_not_proposed(config_with_workflow, socket, runtime, backend):
-    backend.commands = [{"old": "Hello, ", "new": "{oops"}]  # a lone brace inside an f-string
+def test_the_new_text_is_written_as_that_literal_needs_it(config_with_workflow, socket, runtime, backend):
+    backend.commands = [{"old": "Hello, ", "new": "{Hey} \"you\", "}]  # braces in an f-string, quotes
     tab = socket()
     tab.send(action="send", message="make the greeting step suggest something else")
-    assert "does not parse" in tab.until("does not parse")
+    tab.until(r'hx-swap-oob="outerHTML:#message-s\d+"')
+    [change] = runtime.changes.recent()
+    assert 'f"{{Hey}} \\"you\\", {values' in change.edits[0].after
+
+
+def test_a_rewrite_that_changes_nothing_is_not_proposed(config_with_workflow, socket, runtime, backend):
+    backend.commands = [{"old": "Greeting", "new": "Greeting"}]
+    tab = socket()
+    tab.send(action="send", message="make the greeting step better")
+    assert "changed nothing" in tab.until("changed nothing")
     assert runtime.changes.recent() == []
 
 
@@ -308,3 +317,44 @@ def test_a_server_that_cannot_restart_itself_applies_nothing(client, config, tmp
     assert response.status_code == 400 and 'id="toast"' in response.text
     assert not (config.user_apps_dir / "x.py").exists()
     assert client.get("/changes/1.json").json()["status"] == "failed"
+
+
+def test_a_hunk_is_as_long_as_its_header_says():
+    before = "a\n-- a comment\nb\n"
+    diff = unified("apps/q.sql.py", before, "a\nb\n") + "-- \nsignature of a mail\n"  # a removed "-- " line; a trailer
+    [patch] = parse(diff)
+    assert apply(patch, before, "apps/q.sql.py") == "a\nb\n"
+
+
+def test_a_diff_that_deletes_a_file_must_show_it_as_it_is(config):
+    config.user_apps_dir.mkdir(parents=True)
+    (config.user_apps_dir / "old.py").write_text("x = 1\n")
+    with pytest.raises(ChangeError, match="not as the diff shows it"):
+        prepare(config, unified("apps/old.py", "x = 2\n", None))
+    [edit] = prepare(config, unified("apps/old.py", "x = 1\n", None))
+    assert edit.after is None
+
+
+def test_a_symlinked_folder_out_of_a_root_is_refused(config, tmp_path):
+    config.user_apps_dir.mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (config.user_apps_dir / "sub").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ChangeError, match="symlink"):
+        target(config, "apps/sub/x.py")
+
+
+def test_one_change_at_a_time(runtime, config):
+    config.user_apps_dir.mkdir(parents=True, exist_ok=True)
+    restarts = []
+    runtime.restart = lambda: restarts.append(1)  # as `serve` would: the restart itself is for the real tests
+
+    async def both():
+        first = await runtime.changes.apply(prepare(config, GREETER, "apps/greeter.py"))
+        with pytest.raises(ChangeError, match=f"Change #{first.id} is still being applied"):
+            await runtime.changes.apply(prepare(config, "x = 1\n", "apps/other.py"))
+        return first
+
+    from tests.conftest import run_async
+    first = run_async(both())
+    assert first.status == "restarting" and restarts == [1]
+    assert not (config.user_apps_dir / "other.py").exists()

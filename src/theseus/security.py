@@ -105,7 +105,7 @@ class Access:
     hosts: frozenset[str]
     port: int
     token: str | None = None
-    mcp_token: str = ""  # the data dir's token: MCP clients and the `theseus` commands send it as a bearer header
+    mcp_token: str = ""  # the data dir's token for MCP clients (a bearer header on /mcp)
 
     @classmethod
     def of(cls, config) -> "Access":
@@ -256,7 +256,7 @@ class SecurityMiddleware:
             return f"unexpected Host header {host!r}"
         if self.access.token and not any(same_secret(given, self.access.token)
                                          for given in presented_tokens(scope, headers, self.access.cookie)) \
-                and not same_secret(bearer(headers), self.access.mcp_token):
+                and not (scope["path"] == MCP_PATH and same_secret(bearer(headers), self.access.mcp_token)):
             return TOKEN_NEEDED
         if not (writes(scope) or scope["path"] in STREAMS):
             return None

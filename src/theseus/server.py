@@ -56,7 +56,7 @@ def serve(config: Config, *, supervised: bool = False) -> int:
     except Exception as error:  # a code change that breaks the start: its old files come back, and the old code runs
         if roll_back_pending(config, error):
             logger.opt(exception=error).error("the changed code did not start; its old files are back")
-            restart_process(supervised)
+            restart_process(supervised, config)
         raise
     runtime.dev_status = StatusFile.of(config) if supervised else None
     if app.state.access.token:
@@ -67,17 +67,25 @@ def serve(config: Config, *, supervised: bool = False) -> int:
                                    access_log=False, timeout_graceful_shutdown=3, ws_max_size=BODY_LIMIT), app)
     if not supervised:
         runtime.restart = server.restart
-    server.run()  # on SIGTERM/SIGINT uvicorn shuts down, then re-raises the signal
+    try:
+        server.run()  # on SIGTERM/SIGINT uvicorn shuts down, then re-raises the signal
+    finally:
+        if not server.started and roll_back_pending(config, RuntimeError("the server did not start")):
+            logger.error("the changed code did not start; its old files are back")  # (its startup failed)
+            restart_process(supervised, config)
     if server.restarting:
-        restart_process(supervised)
+        restart_process(supervised, config)
     return 0
 
 
-def restart_process(supervised: bool) -> None:
+def restart_process(supervised: bool, config: Config | None = None) -> None:
     """Start again on the code on disk: under the dev loop, exit (it starts the server again when it sees the
-    changed files); otherwise this process becomes a new server with the same arguments."""
+    changed files); otherwise this process becomes a new server with the same arguments (and the same access
+    token, so open tabs stay logged in)."""
     if supervised:
         sys.exit(3)
     logger.info("restarting on the changed code")
     logger.complete()
+    if config is not None and config.token:
+        os.environ["THESEUS_TOKEN"] = config.token
     os.execv(sys.executable, [sys.executable, "-m", "theseus", *sys.argv[1:]])

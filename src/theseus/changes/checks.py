@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from ..devloop import PACKAGE_DIR, PREFLIGHT_SECONDS, Problem, import_problem
+from ..running import local_url
 from .diffs import Edit
 from .files import roots
 
@@ -94,15 +95,17 @@ async def health_problems(app, plugins_before: list[str], broken_before: list[st
     problems = [Problem(b.source, None, b.error) for b in runtime.broken if b.source not in broken_before]
     problems += [Problem(name, None, f"the {name} app no longer loads") for name in plugins_before
                  if name not in runtime.plugins and not problems]
+    token = app.state.access.token  # bound beyond loopback, the pages want it, as from a browser
     transport = httpx.ASGITransport(app=app)  # an exception in a page comes back here, with its traceback
-    async with httpx.AsyncClient(transport=transport, base_url=runtime.config.origin) as client:
+    async with httpx.AsyncClient(transport=transport, base_url=local_url(runtime.config),
+                                 headers={"Authorization": f"Bearer {token}"} if token else {}) as client:
         for name in runtime.plugins:
             try:
                 response = await client.get(f"/apps/{name}")
             except Exception as error:
                 problems.append(raised(error, f"the {name} page fails", runtime.config))
                 continue
-            if response.status_code >= 500:
+            if response.status_code >= 400:
                 problems.append(Problem(f"/apps/{name}", None, f"the {name} page answers {response.status_code}"))
     return problems
 

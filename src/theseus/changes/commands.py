@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 
 from ..running import answers, running_server
-from ..security import mcp_token
 from .files import ChangeError
 from .service import Change, prepare
 
@@ -27,7 +26,7 @@ def change_command(config, action: str, file: Path | None = None, path: str = ""
         return asyncio.run(verify(config))
     record = running_server(config.data_dir)
     url = record["url"] if record and answers(record) else None
-    headers = {"Authorization": f"Bearer {mcp_token(config.data_dir)}"}
+    headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}  # a server beyond loopback
     try:
         if action == "apply":
             text = read_change(file)

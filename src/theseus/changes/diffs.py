@@ -16,6 +16,7 @@ from .files import ChangeError
 
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 NO_FILE = "/dev/null"
+FUZZ_LINES = 200  # how far from its header's line a hunk may have moved (lines added or removed above it since)
 
 
 @dataclass
@@ -28,15 +29,28 @@ class Edit:
 
     @property
     def diff(self) -> str:
-        return unified(self.name, self.before, self.after)
+        key = (self.before, self.after)
+        if getattr(self, "_diff", (None, None))[0] != key:  # made once per text (lists show it often)
+            self._diff = (key, unified(self.name, self.before, self.after))
+        return self._diff[1]
 
     def counts(self) -> tuple[int, int]:
         """(lines added, lines removed)."""
-        lines = self.diff.splitlines()[2:]
-        return (sum(1 for x in lines if x.startswith("+")), sum(1 for x in lines if x.startswith("-")))
+        if getattr(self, "_counts", None) is None:
+            lines = self.diff.splitlines()[2:]
+            self._counts = (sum(1 for x in lines if x.startswith("+")), sum(1 for x in lines if x.startswith("-")))
+        return self._counts
 
     def to_json(self) -> dict:
-        return {"path": self.name, "before": self.before, "after": self.after}
+        added, removed = self.counts()
+        return {"path": self.name, "before": self.before, "after": self.after, "added": added, "removed": removed}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Edit":
+        edit = cls(data["path"], data["before"], data["after"])
+        if "added" in data:  # counted when it was recorded: a list of changes never diffs them again
+            edit._counts = (data["added"], data["removed"])
+        return edit
 
 
 def unified(name: str, before: str | None, after: str | None) -> str:
@@ -59,7 +73,8 @@ class FilePatch:
 
 
 def parse(text: str) -> list[FilePatch]:
-    """The file patches of a unified diff; ChangeError if it is not one."""
+    """The file patches of a unified diff, each hunk exactly as long as its header says; ChangeError if it is not
+    one."""
     patches: list[FilePatch] = []
     lines = text.splitlines()
     i = 0
@@ -69,17 +84,25 @@ def parse(text: str) -> list[FilePatch]:
             i += 2
             continue
         header = HUNK.match(lines[i])
-        if header:
-            if not patches:
-                raise ChangeError(f"line {i + 1} of the diff: a hunk before any '--- file' / '+++ file' lines")
-            body, i = [], i + 1
-            while i < len(lines) and not HUNK.match(lines[i]) and not lines[i].startswith(("--- ", "diff ")):
-                if lines[i][:1] in (" ", "+", "-", "\\") or lines[i] == "":
-                    body.append(lines[i])
-                i += 1
-            patches[-1].hunks.append((int(header.group(1)), body))
+        if not header:
+            i += 1
             continue
-        i += 1
+        if not patches:
+            raise ChangeError(f"line {i + 1} of the diff: a hunk before any '--- file' / '+++ file' lines")
+        old_left, new_left = int(header.group(2) or 1), int(header.group(4) or 1)
+        body, i = [], i + 1
+        while (old_left > 0 or new_left > 0 or (i < len(lines) and lines[i].startswith("\\"))) and i < len(lines):
+            line = lines[i] if lines[i] else " "  # an editor may strip the space of an empty context line
+            kind = line[:1]
+            if kind not in (" ", "-", "+", "\\"):
+                raise ChangeError(f"line {i + 1} of the diff: the hunk ends early (its header counts more lines)")
+            old_left -= kind in (" ", "-")
+            new_left -= kind in (" ", "+")
+            body.append(line)
+            i += 1
+        if old_left > 0 or new_left > 0:
+            raise ChangeError("the diff ends inside a hunk (its header counts more lines than it has)")
+        patches[-1].hunks.append((int(header.group(1)), body))
     if not patches or not any(p.hunks for p in patches):
         raise ChangeError("This is not a unified diff: it needs '--- a/PATH', '+++ b/PATH' and '@@ ... @@' hunks.")
     return patches
@@ -92,6 +115,9 @@ def file_name(text: str) -> str:
 def apply(patch: FilePatch, current: str | None, name: str) -> str | None:
     """The file's new text once the patch's hunks apply to `current`; ChangeError naming the hunk that does not."""
     if patch.new == NO_FILE:
+        removed = [line[1:] for _, body in patch.hunks for line in body if line[:1] == "-"]
+        if current is None or removed != current.splitlines():
+            raise ChangeError(f"the diff deletes {name}, but the file is not as the diff shows it")
         return None
     if patch.old == NO_FILE and current is not None:
         raise ChangeError(f"{name} already exists; the diff creates it.")
@@ -105,8 +131,8 @@ def apply(patch: FilePatch, current: str | None, name: str) -> str | None:
             marks = [i for i, line in enumerate(body) if line.startswith("\\")]
             ends_with_newline = not any(body[i - 1][:1] in ("+", " ") for i in marks if i > 0)
             body = [line for line in body if not line.startswith("\\")]
-        old = [line[1:] for line in body if line[:1] in (" ", "-") or line == ""]
-        new = [line[1:] for line in body if line[:1] in (" ", "+") or line == ""]
+        old = [line[1:] for line in body if line[:1] in (" ", "-")]
+        new = [line[1:] for line in body if line[:1] in (" ", "+")]
         at = place(lines, old, start - 1 + shift if old else start + shift)
         if at is None:
             raise ChangeError(f"hunk {number} of {name} does not apply to the file as it is now: "
@@ -117,11 +143,11 @@ def apply(patch: FilePatch, current: str | None, name: str) -> str | None:
 
 
 def place(lines: list[str], old: list[str], wanted: int) -> int | None:
-    """Where `old` appears in `lines`: at `wanted`, else the nearest place."""
+    """Where `old` appears in `lines`: at `wanted`, else the nearest place within FUZZ_LINES of it."""
     wanted = max(0, min(wanted, len(lines)))
-    for distance in range(len(lines) + 1):
+    for distance in range(FUZZ_LINES + 1):
         for at in (wanted - distance, wanted + distance):
-            if 0 <= at <= len(lines) - len(old) and lines[at:at + len(old)] == old:
+            if 0 <= at <= len(lines) - len(old) and (not old or lines[at] == old[0]) and lines[at:at + len(old)] == old:
                 return at
     return None
 

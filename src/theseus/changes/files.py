@@ -1,8 +1,8 @@
 """Which files a change may write, and how a path in a change names one.
 
-`apps/…` and `workflows/…` are in the data dir; `src/theseus/…` and `docs/…` are
-in the checkout (only when Theseus runs from one). Git's `a/` and `b/` prefixes
-are dropped. A path outside those roots, one that leaves them through `..` or a
+`apps/…` and `workflows/…` are in the data dir; `src/theseus/…` is the package
+source in the checkout (only when Theseus runs from one), and `docs/…` its docs
+(`src/theseus/docs/…`). Git's `a/` and `b/` prefixes are dropped. A path outside those roots, one that leaves them through `..` or a
 symlink, and a file that is not UTF-8 text are refused.
 """
 
@@ -15,7 +15,6 @@ from ..devloop import PACKAGE_DIR, is_source_checkout
 
 FILE_LIMIT = 1_000_000  # bytes of one file a change may write
 DATA_ROOTS = ("apps", "workflows")
-CHECKOUT_ROOTS = ("src/theseus", "docs")
 
 
 class ChangeError(Exception):
@@ -31,6 +30,8 @@ class Target:
 
     def read(self) -> str | None:
         """Its text now; None if it does not exist. ChangeError for a file that is not UTF-8 text."""
+        if self.path.is_dir():
+            raise ChangeError(f"{self.name} is a folder; a change writes files.")
         if not self.path.exists():
             return None
         data = self.path.read_bytes()
@@ -56,9 +57,8 @@ def checkout_root() -> Path | None:
 def roots(config) -> dict[str, Path]:
     """Each allowed root by its name in a change."""
     found = {name: (config.data_dir / name) for name in DATA_ROOTS}
-    checkout = checkout_root()
-    if checkout is not None:
-        found.update({name: checkout / name for name in CHECKOUT_ROOTS})
+    if checkout_root() is not None:
+        found.update({"src/theseus": PACKAGE_DIR, "docs": PACKAGE_DIR / "docs"})
     return found
 
 

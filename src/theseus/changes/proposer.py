@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from .diffs import Edit
 from .files import ChangeError, Target, target
 
-ASKS_CODE = re.compile(r"^\W*(?:please\s+)?(?:change|make|edit|modify|update|rewrite|fix)\b.*\b(?:code|step|function|"
-                       r"method|class|plugin|workflow|source)s?\b", re.IGNORECASE | re.DOTALL)
+ASKS_CODE = re.compile(r"^\W*(?:please\s+)?(?:change|make|edit|modify|update|rewrite|fix)\b.*\b(?:the|your|its)\s+"
+                       r"(?:[\w'-]+\s+){0,3}?(?:code|step|function|method|class|plugin|workflow|source)(?:s|'s)?\b",
+                       re.IGNORECASE | re.DOTALL)
 INSTEAD = re.compile(r"""['"‘“](.+?)['"’”]\s+instead\s+of\s+['"‘“](.+?)['"’”]""")  # 'Hi' instead of 'Hello'
 WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])")
 SKIP = {"the", "and", "instead", "make", "change", "step", "code", "suggest", "with", "that", "this", "your", "from",
@@ -43,9 +44,8 @@ class Definition:
     start: int  # first line, 1-based
     end: int    # last line
     source: str  # from its first character (the indentation before it is not part of it) to its last
-    column: int = 0      # where it starts on its first line
-    end_column: int = 0  # where it ends on its last line (a comma after a Step(...) is not part of it)
     texts: tuple[str, ...] = ()  # its string constants (and the constant parts of its f-strings)
+    spans: tuple = ()  # per text: (line, column, end line, end column, in an f-string) of the literal holding it
 
     @property
     def cite(self) -> str:
@@ -81,15 +81,24 @@ def definitions(file: Target, text: str) -> list[Definition]:
         span = lines[start - 1:node.end_lineno]
         span[-1] = span[-1][:node.end_col_offset]
         span[0] = span[0][node.col_offset:]
-        found.append(Definition(file, name, start, node.end_lineno, "\n".join(span), node.col_offset,
-                                node.end_col_offset, texts_of(node)))
+        texts = literals(node)
+        found.append(Definition(file, name, start, node.end_lineno, "\n".join(span), tuple(texts),
+                                tuple(texts.values())))
     return found
 
 
-def texts_of(node: ast.AST) -> tuple[str, ...]:
-    """The string constants in a definition, each once, in order."""
-    found = [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-    return tuple(dict.fromkeys(t for t in found if t.strip() and len(t) <= TEXT_LIMIT))
+def literals(node: ast.AST) -> dict[str, tuple]:
+    """The string constants in a definition, each once, in order, with where the literal holding it is (an f-string
+    for its constant parts)."""
+    found: dict[str, tuple] = {}
+    in_fstrings = {id(part) for n in ast.walk(node) if isinstance(n, ast.JoinedStr) for part in n.values}
+    holders = {id(part): n for n in ast.walk(node) if isinstance(n, ast.JoinedStr) for part in n.values}
+    for n in ast.walk(node):
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.strip() and len(n.value) <= TEXT_LIMIT:
+            holder = holders.get(id(n), n)
+            found.setdefault(n.value, (holder.lineno, holder.col_offset, holder.end_lineno, holder.end_col_offset,
+                                       id(n) in in_fstrings))
+    return found
 
 
 def candidate_files(config, knowledge, request: str) -> list[Target]:
@@ -134,13 +143,21 @@ def rewrite_schema(definition: Definition) -> dict:
             "required": ["old", "new"], "additionalProperties": False}
 
 
-def rewritten(definition: Definition, old: str, new: str) -> str:
-    """The definition with its text `old` replaced by `new` (escaped as a string literal's contents)."""
+def rewritten(text: str, span: tuple, old: str, new: str) -> str:
+    """The file's text with `old` replaced by `new` inside the literal at `span` (escaped for that literal)."""
+    line, column, end_line, end_column, in_fstring = span
+    encoded = text.encode("utf-8")
+    starts = [0] + [i + 1 for i, byte in enumerate(encoded) if byte == 0x0A]  # ast columns count UTF-8 bytes
+    begin, end = starts[line - 1] + column, starts[end_line - 1] + end_column
+    literal = encoded[begin:end].decode("utf-8")
     escaped = new.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"').replace("'", "\\'")
-    at = definition.source.find(old)
+    if in_fstring:
+        escaped = escaped.replace("{", "{{").replace("}", "}}")
+    at = literal.find(old)
     if at < 0:
         raise ChangeError(f"I could not find {old[:60]!r} written plainly in the code")
-    return definition.source[:at] + escaped + definition.source[at + len(old):]
+    changed = literal[:at] + escaped + literal[at + len(old):]
+    return encoded[:begin].decode("utf-8") + changed + encoded[end:].decode("utf-8")
 
 
 def as_asked(old: str, new: str, request: str) -> str:
@@ -155,15 +172,12 @@ def edited(definition: Definition, answer: str, request: str = "") -> Edit:
     nothing."""
     try:
         choice = json.loads(answer)
-        code = rewritten(definition, choice["old"], as_asked(choice["old"], choice["new"], request))
+        old, new = choice["old"], as_asked(choice["old"], choice["new"], request)
+        span = definition.spans[definition.texts.index(old)]
     except (ValueError, KeyError, TypeError):
         raise ChangeError("my answer was cut off before it ended") from None
     before = definition.file.read() or ""
-    lines = before.splitlines()
-    first, last = lines[definition.start - 1], lines[definition.end - 1]
-    replaced = first[:definition.column] + code + last[definition.end_column:]
-    after = "\n".join(lines[:definition.start - 1] + replaced.splitlines() + lines[definition.end:]) + \
-        ("\n" if before.endswith("\n") else "")
+    after = rewritten(before, span, old, new)
     try:
         ast.parse(after)
     except SyntaxError as error:

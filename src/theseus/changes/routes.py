@@ -3,6 +3,7 @@ change as JSON (for `theseus change`) and the card under Chip's proposal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fasthtml.common import Div, P, to_xml
@@ -13,9 +14,7 @@ from ..ui import Toast
 from .diffs import Edit
 from .files import ChangeError
 from .service import prepare
-from .ui import CHANGES_URL, STATUS_WORDS, ChangeList, CodeCard, Preview
-
-TEXT_LIMIT = 2_000_000  # characters of a pasted change
+from .ui import CHANGES_URL, STATUS_WORDS, ChangeDiff, ChangeList, CodeCard, Preview
 
 
 def add_change_routes(app, runtime) -> None:
@@ -24,13 +23,14 @@ def add_change_routes(app, runtime) -> None:
     @app.post(f"{CHANGES_URL}/preview")
     async def preview(request):
         text, path = await change_input(request)
-        return Preview(prepared(runtime.config, text, path), text, path)
+        return Preview(await asyncio.to_thread(prepared, runtime.config, text, path), text, path)
 
     @app.post(f"{CHANGES_URL}/apply")
     async def apply_change(request):
         async def work():
             text, path = await change_input(request)
-            return await changes.apply(prepared(runtime.config, text, path), actor="user")
+            edits = await asyncio.to_thread(prepared, runtime.config, text, path)
+            return await changes.apply(edits, actor="user")
         return await answer(request, work())
 
     @app.post(CHANGES_URL + "/{number}/apply")
@@ -49,6 +49,10 @@ def add_change_routes(app, runtime) -> None:
     def change_json(number: str):
         return JSONResponse(changes.get(parse_int(number, name="change", lo=1)).to_json())
 
+    @app.get(CHANGES_URL + "/{number}/diff")
+    def change_diff(number: str):
+        return ChangeDiff(changes.get(parse_int(number, name="change", lo=1)))
+
     @app.get(CHANGES_URL + "/{number}/card")
     def code_card(number: str):
         return CodeCard(changes.get(parse_int(number, name="change", lo=1)))
@@ -66,8 +70,6 @@ async def change_input(request) -> tuple[str, str]:
     text, path = (data.get("text", ""), data.get("path", "")) if isinstance(data, dict) else ("", "")
     if not isinstance(text, str) or not isinstance(path, str) or not text.strip():
         raise OperationError("Paste a change first: a unified diff, or a whole file and its path.")
-    if len(text) > TEXT_LIMIT:
-        raise OperationError(f"That change is {len(text):,} characters; the limit is {TEXT_LIMIT:,}.")
     return text, path.strip()
 
 

@@ -11,10 +11,12 @@ the problem, and restarts on the old code. If the new code cannot even start,
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from loguru import logger
 
@@ -25,9 +27,10 @@ from ..events import append_event
 from ..logs import log_safe
 from .checks import health_problems, problems_before_writing
 from .diffs import Edit, apply as apply_patch, is_diff, parse
-from .files import ChangeError, target
+from .files import ChangeError, target, text_of
 
 RESTART_SECONDS = 60.0  # how long the old process waits to be replaced before it rolls the change back itself
+HEALTH_SECONDS = 60.0  # how long the new process's health check may take
 LIST_LIMIT = 50
 
 
@@ -49,7 +52,7 @@ class Change:
 
     @classmethod
     def from_row(cls, row: dict) -> "Change":
-        edits = [Edit(f["path"], f["before"], f["after"]) for f in json.loads(row["files"])]
+        edits = [Edit.from_json(f) for f in json.loads(row["files"])]
         return cls(row["id"], row["time"], row["actor"], row["title"], edits, row["status"], row["error"],
                    json.loads(row["plugins"]), json.loads(row["broken"]), row["reverts"], row["event_id"])
 
@@ -70,14 +73,19 @@ def prepare(config, text: str, path: str = "") -> list[Edit]:
         where = target(config, path)
         edits = [Edit(where.name, where.read(), text)]
     elif is_diff(text):
-        edits = []
+        found: dict[str, Edit] = {}  # two patches of one file apply one after the other
         for patch in parse(text):
             where = target(config, patch.new if patch.new != "/dev/null" else patch.old)
-            edits.append(Edit(where.name, where.read(), apply_patch(patch, where.read(), where.name)))
+            edit = found.setdefault(where.name, Edit(where.name, where.read(), where.read()))
+            edit.after = apply_patch(patch, edit.after, where.name)
+        edits = list(found.values())
     else:
         raise ChangeError("Paste a unified diff (--- a/PATH, +++ b/PATH, @@ hunks), or a whole file with the path "
                           "it goes to.")
     edits = [e for e in edits if e.before != e.after]
+    for edit in edits:
+        if edit.after is not None:
+            text_of(edit.after.encode("utf-8", "surrogatepass"), edit.name)  # no binary, nothing too big
     if not edits:
         raise ChangeError("Nothing would change: the files already read like this.")
     return edits
@@ -104,6 +112,7 @@ class CodeChanges:
     def __init__(self, runtime):
         self.runtime, self.db, self.config = runtime, runtime.db, runtime.config
         self.guards: set[asyncio.Task] = set()
+        self.one_at_a_time = asyncio.Lock()
 
     # ---- records ----
     def get(self, change_id: int) -> Change:
@@ -125,9 +134,18 @@ class CodeChanges:
                 "error": error, "reverts": reverts, "updated": utc_now()})
         return Change.from_row(row)
 
+    def not_on_disk(self, change: Change) -> list[Problem]:
+        """A file that does not read as the change wrote it (changed meanwhile): the change is not what runs."""
+        return [Problem(e.name, None, "it changed while the change was being applied") for e in change.edits
+                if target(self.config, e.name).read() != e.after]
+
     def start(self, change: Change, status: str) -> None:
-        """Mark it under way, with the plugins loaded now (each must still load after the restart)."""
-        change.plugins, change.broken = sorted(self.runtime.plugins), sorted(b.source for b in self.runtime.broken)
+        """Mark it under way, with the plugins loaded now (each must still load after the restart, but for those
+        whose files it deletes)."""
+        deleted = {target(self.config, e.name).path.resolve() for e in change.edits if e.after is None}
+        change.plugins = sorted(name for name, plugin in self.runtime.plugins.items()
+                                if plugin_file(plugin) not in deleted)
+        change.broken = sorted(b.source for b in self.runtime.broken)
         with self.db.transaction():
             self.db.conn.execute("UPDATE code_changes SET status = ?, plugins = ?, broken = ?, updated = ? WHERE id = ?",
                                  (status, json.dumps(change.plugins), json.dumps(change.broken), utc_now(), change.id))
@@ -160,8 +178,18 @@ class CodeChanges:
         return await self.carry_out(change)
 
     async def carry_out(self, change: Change) -> Change:
-        """Check, write and restart (a change of docs only needs no restart: it is applied at once). ChangeError if a
-        check fails or this server cannot restart itself (the change is marked failed; nothing was written)."""
+        """Check, write and restart (a change of no Python file needs no restart: it is applied at once).
+        ChangeError if another change is still under way, a check fails or this server cannot restart itself (the
+        change is marked failed; nothing was written)."""
+        async with self.one_at_a_time:
+            return await self.checked_and_written(change)
+
+    async def checked_and_written(self, change: Change) -> Change:
+        under_way = await asyncio.to_thread(self.db.value, "SELECT id FROM code_changes WHERE status = 'restarting'")
+        if under_way:
+            await asyncio.to_thread(self.set_status, change, "failed", f"change #{under_way} was still being applied")
+            raise ChangeError(f"Change #{under_way} is still being applied (Theseus restarts on it); try again when "
+                              "it is done. Nothing was written.")
         problems = await asyncio.to_thread(problems_before_writing, change.edits)
         restarts = any(e.name.endswith(".py") for e in change.edits)
         if not problems and self.runtime.restart is None and self.runtime.dev_status is None:  # (tests' servers)
@@ -171,7 +199,11 @@ class CodeChanges:
             await asyncio.to_thread(self.set_status, change, "failed", str(problems[0]))
             raise ChangeError(f"Not applied (change #{change.id}): {problems[0]}; nothing was written.")
         await asyncio.to_thread(self.start, change, "restarting" if restarts else "applied")
-        await asyncio.to_thread(write, self.config, change.edits)
+        try:
+            await asyncio.to_thread(write, self.config, change.edits)
+        except (OSError, ChangeError) as error:  # e.g. a full disk: what was written goes back
+            await asyncio.to_thread(self.roll_back, change, Problem("theseus", None, f"could not write: {error}"))
+            raise ChangeError(f"Not applied (change #{change.id}): could not write the files ({error}).") from None
         logger.info(f"changes: #{change.id} written ({change.summary()})"
                     + ("; restarting to verify it" if restarts else ""))
         if not restarts:
@@ -218,7 +250,11 @@ class CodeChanges:
         pending = [c for c in self.recent(5) if c.status == "restarting"]
         for change in pending:
             try:
-                problems = await health_problems(app, change.plugins, change.broken)
+                problems = await asyncio.wait_for(health_problems(app, change.plugins, change.broken),
+                                                  HEALTH_SECONDS)
+                problems = problems or await asyncio.to_thread(self.not_on_disk, change)
+            except TimeoutError:
+                problems = [Problem("theseus", None, f"the health check took over {HEALTH_SECONDS:.0f} s")]
             except Exception as error:  # the check itself failed: the new code is not trusted
                 logger.opt(exception=error).error(f"changes: #{change.id}: the health check failed")
                 problems = [Problem("theseus", None, f"the health check failed: {type(error).__name__}: {error}")]
@@ -244,6 +280,13 @@ class CodeChanges:
                 raise ChangeError(f"{edit.name} changed since change #{change_id}; revert the later change first.")
             edits.append(Edit(edit.name, now, edit.before))
         return await self.apply(edits, actor=actor, title=f"revert #{change_id}: {change.title}", reverts=change_id)
+
+
+def plugin_file(plugin) -> Path | None:
+    try:
+        return Path(inspect.getfile(type(plugin))).resolve()
+    except (TypeError, OSError):
+        return None
 
 
 def default_title(edits: list[Edit]) -> str:

@@ -45,7 +45,8 @@ def ChangeItem(change: Change):
                     cls="outline secondary") if change.status == "applied" else \
         ApplyButton(change.id, f"#{PREVIEW_ID}") if change.status == "proposed" else ""
     error = P(Small(change.error), cls="change-error") if change.error else ""
-    files = Details(Summary(change.summary()), *[DiffView(e) for e in change.edits])
+    files = Details(Summary(change.summary()), Div(cls="change-diff"), hx_get=f"{CHANGES_URL}/{change.id}/diff",
+                    hx_trigger="toggle once", hx_target="find .change-diff")  # the diff is made when opened
     return Li(Strong(f"#{change.id} {change.title}"), " ", Small(f"{change.time[:16].replace('T', ' ')} · by {who}"),
               " ", Small(STATUS_WORDS.get(change.status, change.status), cls=f"change-status {change.status}"),
               error, files, revert, id=change_id(change.id), data_status=change.status)
@@ -65,6 +66,10 @@ def ChangeList(changes: list[Change], **attrs):
     return Div(body, id=LIST_ID, **poll, **attrs)
 
 
+
+
+def ChangeDiff(change: Change):
+    return Div(*[DiffView(e) for e in change.edits])
 
 
 def code_card_id(number: int) -> str:
