@@ -47,7 +47,7 @@ def test_a_diff_applies_where_its_lines_are_and_round_trips():
 
 def test_a_diff_that_does_not_apply_says_where():
     [patch] = parse(unified("apps/x.py", "a\nb\nc\n", "a\nB\nc\n"))
-    with pytest.raises(ChangeError, match=r"hunk 1 of apps/x.py does not apply .* line 2 is 'beta', the diff expects 'b'"):
+    with pytest.raises(ChangeError, match=r"hunk 1 of apps/x.py does not apply .* line 2 is 'beta', the diff expects"):
         apply(patch, "a\nbeta\nc\n", "apps/x.py")
 
 

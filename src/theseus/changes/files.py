@@ -2,8 +2,9 @@
 
 `apps/…` and `workflows/…` are in the data dir; `src/theseus/…` is the package
 source in the checkout (only when Theseus runs from one), and `docs/…` its docs
-(`src/theseus/docs/…`). Git's `a/` and `b/` prefixes are dropped. A path outside those roots, one that leaves them through `..` or a
-symlink, and a file that is not UTF-8 text are refused.
+(`src/theseus/docs/…`). Git's `a/` and `b/` prefixes are dropped. A path outside
+those roots, one that leaves them through `..` or a symlink, and a file that is
+not UTF-8 text are refused.
 """
 
 from __future__ import annotations

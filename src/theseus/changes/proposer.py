@@ -24,7 +24,8 @@ from .files import ChangeError, Target, target
 ASKS_CODE = re.compile(r"^\W*(?:please\s+)?(?:change|make|edit|modify|update|rewrite|fix)\b.*\b(?:the|your|its)\s+"
                        r"(?:[\w'-]+\s+){0,3}?(?:code|step|function|method|class|plugin|workflow|source)(?:s|'s)?\b",
                        re.IGNORECASE | re.DOTALL)
-INSTEAD = re.compile(r"""['"‘“](.+?)['"’”]\s+instead\s+of\s+['"‘“](.+?)['"’”]""")  # 'Hi' instead of 'Hello'
+# "'Hi' instead of 'Hello'"
+INSTEAD = re.compile(r"""['"‘“](.+?)['"’”]\s+instead\s+of\s+['"‘“](.+?)['"’”]""")
 WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])")
 SKIP = {"the", "and", "instead", "make", "change", "step", "code", "suggest", "with", "that", "this", "your", "from",
         "into", "please", "function", "method", "class", "plugin", "workflow", "source", "edit", "update", "of"}

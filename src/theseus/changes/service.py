@@ -147,7 +147,8 @@ class CodeChanges:
                                 if plugin_file(plugin) not in deleted)
         change.broken = sorted(b.source for b in self.runtime.broken)
         with self.db.transaction():
-            self.db.conn.execute("UPDATE code_changes SET status = ?, plugins = ?, broken = ?, updated = ? WHERE id = ?",
+            self.db.conn.execute("UPDATE code_changes SET status = ?, plugins = ?, broken = ?, updated = ? "
+                                 "WHERE id = ?",
                                  (status, json.dumps(change.plugins), json.dumps(change.broken), utc_now(), change.id))
 
     def set_status(self, change: Change, status: str, error: str = "") -> None:
