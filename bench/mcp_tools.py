@@ -1,6 +1,9 @@
 """MCP benchmark: a `tasks.toggle` tool call over Streamable HTTP vs the same operation through POST /ops, 10,000 tasks.
 
-Run by hand (not a test):  .venv/bin/python bench/mcp.py [--tasks 10000] [--rounds 300]
+(Not bench/mcp.py: a script's folder comes first on Python's path, and that name would hide the `mcp` SDK from
+every script here.)
+
+Run by hand (not a test):  .venv/bin/python bench/mcp_tools.py [--tasks 10000] [--rounds 300]
 
 A real `theseus serve` runs in its own process (no model, no indexing: nothing
 else takes the cores) on a database seeded with the tasks, and one other tab
@@ -27,19 +30,16 @@ import threading
 import time
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]  # this file is not
-# the `mcp` package: run as a script, its own folder comes first on the path
+import httpx
+import httpx2
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
-import httpx  # noqa: E402
-import httpx2  # noqa: E402
-from mcp import Client  # noqa: E402
-from mcp.client.stdio import StdioServerParameters  # noqa: E402
-from mcp.client.streamable_http import streamable_http_client  # noqa: E402
-
-from theseus.config import Config  # noqa: E402
-from theseus.logs import setup_logging  # noqa: E402
-from theseus.runtime import Runtime  # noqa: E402
-from theseus.security import mcp_token  # noqa: E402
+from theseus.config import Config
+from theseus.logs import setup_logging
+from theseus.runtime import Runtime
+from theseus.security import mcp_token
 
 HX = {"HX-Request": "true", "X-Theseus-Tab": "bench"}
 NO_MODEL = "openai:http://127.0.0.1:9/v1#none"  # a backend that is never asked: the model must not take a core
