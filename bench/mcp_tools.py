@@ -22,7 +22,6 @@ import asyncio
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
+from crud import percentiles, seed  # bench/: run as a script, its folder is on sys.path
 from theseus.config import Config
 from theseus.logs import setup_logging
 from theseus.runtime import Runtime
@@ -45,25 +45,17 @@ HX = {"HX-Request": "true", "X-Theseus-Tab": "bench"}
 NO_MODEL = "openai:http://127.0.0.1:9/v1#none"  # a backend that is never asked: the model must not take a core
 
 
-def percentiles(samples_ms: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples_ms)
-    return statistics.median(ordered), ordered[max(0, int(len(ordered) * 0.95) - 1)]
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def seed(data_dir: Path, count: int) -> None:
+def seeded(data_dir: Path, count: int) -> None:
     """A database with `count` tasks (setup, not measured)."""
-    config = Config(data_dir=data_dir, llm=NO_MODEL)
     setup_logging(data_dir / "seed.log", console=False)
-    runtime = Runtime(config)
-    with runtime.db.transaction():
-        runtime.db.conn.executemany("INSERT INTO tasks (name, done, priority, profile_id) VALUES (?, ?, ?, ?)",
-                                    [(f"task number {i}", i % 3 == 0, i, runtime.profile_id) for i in range(count)])
+    runtime = Runtime(Config(data_dir=data_dir, llm=NO_MODEL))
+    seed(runtime, count)
     runtime.close()
 
 
@@ -93,7 +85,7 @@ def listen(url: str, received: list) -> None:
 async def run(tasks: int, rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        seed(data_dir, tasks)
+        seeded(data_dir, tasks)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         server = start_server(data_dir, port)

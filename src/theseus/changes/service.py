@@ -76,7 +76,10 @@ def prepare(config, text: str, path: str = "") -> list[Edit]:
         found: dict[str, Edit] = {}  # two patches of one file apply one after the other
         for patch in parse(text):
             where = target(config, patch.new if patch.new != "/dev/null" else patch.old)
-            edit = found.setdefault(where.name, Edit(where.name, where.read(), where.read()))
+            if where.name not in found:
+                current = where.read()
+                found[where.name] = Edit(where.name, current, current)
+            edit = found[where.name]
             edit.after = apply_patch(patch, edit.after, where.name)
         edits = list(found.values())
     else:

@@ -18,7 +18,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types.version import LATEST_MODERN_VERSION
 
-from ..actions import OperationError
+from ..actions import NotFound, OperationError
 from ..chat import approval
 from ..chat.commands import Command
 from ..markup import escape_markdown
@@ -45,8 +45,9 @@ class Local:
         """Run one operation as actor "agent" (after the user's click, if the approval policy asks), or search."""
         if name == SEARCH_TOOL:
             return await self.search(args)
-        op = self.runtime.registry.operations.get(name)
-        if op is None or op.internal:
+        try:
+            op = approval.offered_operation(self.runtime, name)
+        except NotFound:
             return failure(f"There is no tool called {name[:100]!r}; tools/list shows them all.")
         try:
             values = op.validate(args)
@@ -104,6 +105,7 @@ class Local:
 
     async def read_resource(self, uri: str) -> list:
         return [await asyncio.to_thread(read, self.runtime.plugins, uri)]
+
 
 def open_agent_cards(db) -> int:
     return db.value("SELECT COUNT(*) FROM proposals WHERE actor = 'agent' AND expires >= ?", (time.time(),))
